@@ -1,0 +1,1 @@
+"""DSP core: peaking biquad design and response (NumPy/JAX), and the real-time bank."""
