@@ -1,0 +1,237 @@
+"""The audio arena: one preallocated buffer holding everything the audio thread touches.
+
+The real-time callback (a Numba ``@cfunc``, see :mod:`aether_rt.audio.callback`) gets a
+single ``void *userdata``. That pointer is the start of this arena: an int64 header
+followed by float64 and float32 regions whose offsets the header records. The
+offline renderer and :class:`aether_rt.dsp.bank.BiquadBank` use the very same arena
+and kernels, so a render is what the live engine would play.
+
+Header slots are module constants (Numba freezes them as compile-time values). Offsets
+are in 8-byte words from the start of the buffer; float32 regions start on a word
+boundary, so their float32 index is twice the word offset.
+
+Who writes what (single writer per slot, so no locks):
+
+* builder (here, before any stream opens): geometry and offsets;
+* control thread: the coefficient ring and ``PUBLISHED`` (release store);
+* audio thread: ``CONSUMED``, the filter state, the ramp, the counters, the tap;
+* anyone: reads of counters for meters and reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
+from aether_rt.dsp.svf import N_SVF, svf_table
+
+MAGIC = 0x41455448_45520002  # "AETHER" + layout version 2
+
+# --- header slots (int64 indices) -------------------------------------------------
+H_MAGIC = 0
+H_TOTAL_WORDS = 1
+H_N_SECTIONS = 2
+H_N_CHANNELS = 3
+H_RING_SIZE = 4
+H_MAX_FRAMES = 5
+H_SMOOTH_FRAMES = 6  # default ramp length for new tables; 0 = across the block
+H_IN_CHANNELS = 7  # device/source channels the callback reads
+H_OUT_CHANNELS = 8  # device channels the callback writes
+# region offsets, in 8-byte words
+H_OFF_RING = 10  # f64 [ring, sections, 5]   tables written by the control thread
+H_OFF_RING_RAMP = 11  # i64 [ring]            ramp frames requested per table (-1: default)
+H_OFF_STAGE = 12  # f64 [sections, 5]         a table being copied out of the ring
+# The running tables are in the bank's state-space SVF form (aether_rt.dsp.svf, 9 wide).
+H_OFF_CUR = 13  # f64 [sections, 9]           coefficients at the last processed frame
+H_OFF_STEP = 14  # f64 [sections, 9]          per-frame increment while ramping
+H_OFF_TARGET = 15  # f64 [sections, 9]        the table being ramped towards
+H_OFF_STATE = 17  # f64 [channels, sections, 2]  the two integrator states of each section
+H_OFF_WORK = 18  # f64 [max_frames, channels] the block in flight
+H_OFF_FLAGS = 19  # i64 [channels]             per-block channel flags
+H_OFF_TAP = 20  # f32 [tap_frames, in + out]   recording tap
+# hand-off and ramp
+H_PUBLISHED = 24  # tables published so far (control thread, release)
+H_CONSUMED = 25  # sequence number of the table in use (audio thread)
+H_RAMP_LEFT = 26  # frames left in the current ramp
+H_RESET_REQUESTED = 27  # resets asked for (any thread, release); the audio thread obeys
+H_RESET_DONE = 28  # resets carried out (audio thread)
+# bank counters (audio thread)
+H_BLOCKS = 30
+H_FRAMES = 31
+H_TABLES_APPLIED = 32
+H_NAN_EVENTS = 33  # channel-blocks whose input held NaN/Inf
+H_BLOWUPS = 34  # channel-blocks whose state exceeded STATE_LIMIT or went non-finite
+H_BAD_TABLES = 35  # published tables rejected as non-finite or unstable
+H_TORN_READS = 36  # tables overwritten while being copied (producer lapped the ring)
+# callback counters (audio thread)
+H_CALLBACKS = 40
+H_STATUS_INPUT_UNDERFLOW = 41
+H_STATUS_INPUT_OVERFLOW = 42
+H_STATUS_OUTPUT_UNDERFLOW = 43
+H_STATUS_OUTPUT_OVERFLOW = 44
+H_STATUS_PRIMING = 45
+H_TAP_FRAMES = 46  # tap capacity in frames (0: no tap)
+H_TAP_WRITTEN = 47  # frames written to the tap so far (monotonic)
+HEADER_WORDS = 64
+
+#: A section state beyond this magnitude (+120 dB over full scale) counts as blown up.
+STATE_LIMIT = 1e6
+#: State values below this magnitude are flushed to zero at each block end, so that
+#: decaying silence never reaches subnormal numbers (which cost ~100x per operation).
+DENORMAL_FLOOR = 1e-30
+#: Channel flags (``H_OFF_FLAGS``).
+FLAG_BAD_INPUT = 1
+FLAG_BLOWN = 2
+
+
+@dataclass(frozen=True)
+class ArenaLayout:
+    """Geometry of an arena.
+
+    Attributes:
+        n_sections: biquad sections in cascade.
+        n_channels: channels the bank filters (device inputs map onto them modulo).
+        max_frames: frames processed per inner chunk; longer blocks are chunked.
+        ring_size: slots in the coefficient ring (>= 2).
+        smoothing_frames: default ramp length of a new table; 0 ramps across the
+            block in which it arrives.
+        in_channels: channels read per frame from the input (device or array).
+        out_channels: channels written per frame to the output.
+        tap_frames: capacity of the recording tap in frames (0: none).
+
+    """
+
+    n_sections: int = 32
+    n_channels: int = 2
+    max_frames: int = 4096
+    ring_size: int = 8
+    smoothing_frames: int = 0
+    in_channels: int = 0
+    out_channels: int = 0
+    tap_frames: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("n_sections", self.n_sections, 1, 4096)
+        _check_int("n_channels", self.n_channels, 1, 256)
+        _check_int("max_frames", self.max_frames, 1, 1 << 20)
+        _check_int("ring_size", self.ring_size, 2, 1024)
+        _check_int("smoothing_frames", self.smoothing_frames, 0, 1 << 30)
+        _check_int("in_channels", self.in_channels, 0, 256)
+        _check_int("out_channels", self.out_channels, 0, 256)
+        _check_int("tap_frames", self.tap_frames, 0, 1 << 31)
+
+    @property
+    def ins(self) -> int:
+        """Input channels (defaults to the bank's channel count)."""
+        return self.in_channels or self.n_channels
+
+    @property
+    def outs(self) -> int:
+        """Output channels (defaults to the bank's channel count)."""
+        return self.out_channels or self.n_channels
+
+    def offsets(self) -> dict[int, int]:
+        """Map each region's header slot to its word offset; also the total size."""
+        n, c = self.n_sections, self.n_channels
+        table = n * N_COEFFS
+        sizes = [
+            (H_OFF_RING, self.ring_size * table),
+            (H_OFF_RING_RAMP, self.ring_size),
+            (H_OFF_STAGE, table),
+            (H_OFF_CUR, n * N_SVF),
+            (H_OFF_STEP, n * N_SVF),
+            (H_OFF_TARGET, n * N_SVF),
+            (H_OFF_STATE, c * n * 2),
+            (H_OFF_WORK, self.max_frames * c),
+            (H_OFF_FLAGS, c),
+            (H_OFF_TAP, (self.tap_frames * (self.ins + self.outs) + 1) // 2),
+        ]
+        offsets, word = {}, HEADER_WORDS
+        for slot, size in sizes:
+            word = (word + 7) // 8 * 8  # 64-byte alignment for every region
+            offsets[slot] = word
+            word += size
+        offsets[H_TOTAL_WORDS] = word
+        return offsets
+
+
+class Arena:
+    """A zeroed, 64-byte aligned arena for a layout, with NumPy views of its regions.
+
+    The views (``ring``, ``cur``, ``state``, ...) alias the buffer, so writing them is
+    writing what the audio thread reads. Only the builder and the documented single
+    writer of each region may write.
+    """
+
+    def __init__(self, layout: ArenaLayout) -> None:
+        self.layout = layout
+        offsets = layout.offsets()
+        total = offsets[H_TOTAL_WORDS]
+        raw = np.zeros(total + 8, dtype=np.int64)
+        start = (-raw.ctypes.data % 64) // 8
+        self.words: np.ndarray = raw[start : start + total]  # int64 view of everything
+        self.f64: np.ndarray = self.words.view(np.float64)
+        self.f32: np.ndarray = self.words.view(np.float32)
+        h = self.words
+        h[H_MAGIC] = MAGIC
+        for slot, value in offsets.items():
+            h[slot] = value
+        h[H_N_SECTIONS] = layout.n_sections
+        h[H_N_CHANNELS] = layout.n_channels
+        h[H_RING_SIZE] = layout.ring_size
+        h[H_MAX_FRAMES] = layout.max_frames
+        h[H_SMOOTH_FRAMES] = layout.smoothing_frames
+        h[H_IN_CHANNELS] = layout.ins
+        h[H_OUT_CHANNELS] = layout.outs
+        h[H_TAP_FRAMES] = layout.tap_frames
+        n, c = layout.n_sections, layout.n_channels
+        self.ring = self._f64(H_OFF_RING, (layout.ring_size, n, N_COEFFS))
+        self.ring_ramp = self.words[h[H_OFF_RING_RAMP] : h[H_OFF_RING_RAMP] + layout.ring_size]
+        self.cur = self._f64(H_OFF_CUR, (n, N_SVF))
+        self.step = self._f64(H_OFF_STEP, (n, N_SVF))
+        self.target = self._f64(H_OFF_TARGET, (n, N_SVF))
+        self.state = self._f64(H_OFF_STATE, (c, n, 2))
+        width = layout.ins + layout.outs
+        tap = 2 * int(h[H_OFF_TAP])
+        self.tap = self.f32[tap : tap + layout.tap_frames * width].reshape(-1, width)
+        self.cur[:] = svf_table(identity_coeffs(n))
+        self.target[:] = self.cur
+
+    @property
+    def address(self) -> int:
+        """Address of the arena's first byte (the callback's ``userdata``)."""
+        return int(self.words.ctypes.data)
+
+    def counter(self, slot: int) -> int:
+        """Read one header counter."""
+        return int(self.words[slot])
+
+    def _f64(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
+        start = int(self.words[slot])
+        return self.f64[start : start + int(np.prod(shape))].reshape(shape)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+def tap_frames(arena: Arena) -> np.ndarray:
+    """The tap's frames in recording order, ``[frames, in + out]`` float32 (a copy).
+
+    Holds the last ``min(written, capacity)`` frames; columns are the input channels
+    followed by the output channels. Read it while the writer is stopped, or accept
+    that the oldest rows may be overwritten while copying.
+    """
+    capacity = arena.layout.tap_frames
+    written = int(arena.words[H_TAP_WRITTEN])
+    if capacity == 0 or written == 0:
+        return np.zeros((0, arena.layout.ins + arena.layout.outs), np.float32)
+    if written <= capacity:
+        return arena.tap[:written].copy()
+    start = written % capacity
+    return np.concatenate([arena.tap[start:], arena.tap[:start]])
