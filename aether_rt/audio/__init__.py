@@ -1,0 +1,1 @@
+"""Live audio: PortAudio devices, the GIL-free callback and the duplex stream."""
