@@ -1,0 +1,85 @@
+"""The command line as a user runs it: real processes, real files, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from aether_rt.demo import render_demo
+from aether_rt.sources import demo_phrase, midi_to_hz
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    return subprocess.run(
+        [sys.executable, "-m", "aether_rt", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_demo_writes_a_playable_file(tmp_path: Path) -> None:
+    out = tmp_path / "demo.flac"
+    result = _cli("demo", "--out", str(out), "--seconds", "3", "--samplerate", "44100")
+    assert result.returncode == 0, result.stderr
+    assert "real time" in result.stdout
+    audio, rate = sf.read(out)
+    assert rate == 44100 and audio.shape == (3 * 44100,)
+    assert 0.05 < np.max(np.abs(audio)) < 1.0
+    assert sf.info(out).subtype == "PCM_24"
+
+
+def test_the_demo_render_is_deterministic_and_moves_the_filters() -> None:
+    source = demo_phrase(48_000, seconds=2.0, seed=3)
+    a, b = render_demo(source, 48_000), render_demo(source, 48_000)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert a.stats.tables_applied > 900  # a control step every 96 frames
+    assert not np.allclose(a.audio, source, atol=1e-3)  # the filters did something
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--blocksize", "0"], "block size must be 1..8192"),
+        (["demo", "--samplerate", "8000"], "sample rate must be 32000..192000"),
+        (["demo", "--seconds", "-2"], "expected a number > 0"),
+        (["demo", "--out", "/no/such/folder/x.wav"], "does not exist"),
+        (["demo", "--out", "song.mp9"], "cannot tell the audio format"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_mistakes_exit_2_with_a_message_and_no_traceback(args: list[str], message: str, tmp_path: Path) -> None:
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help() -> None:
+    assert _cli("--version").stdout.startswith("aether-rt ")
+    assert "devices" in _cli("--help").stdout
+
+
+@pytest.mark.audio
+def test_devices_lists_the_jack_device(jack_server: None) -> None:
+    result = _cli("devices")
+    assert result.returncode == 0
+    assert "JACK Audio Connection Kit" in result.stdout
+
+
+def test_demo_phrase_is_tuned_and_normalised() -> None:
+    assert midi_to_hz(69) == pytest.approx(440.0)
+    phrase = demo_phrase(48_000, seconds=4.0, seed=1)
+    assert phrase.dtype == np.float32 and phrase.shape == (4 * 48_000,)
+    assert np.max(np.abs(phrase)) == pytest.approx(10 ** (-3 / 20), rel=1e-4)
+    np.testing.assert_array_equal(phrase, demo_phrase(48_000, seconds=4.0, seed=1))
+    # The opening Em strum: its spectrum peaks at a harmonic of a chord tone.
+    segment = phrase[int(0.3 * 48_000) : int(0.8 * 48_000)].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(segment.size)))
+    peak_hz = np.fft.rfftfreq(segment.size, 1 / 48_000)[np.argmax(spectrum)]
+    chord_hz = [midi_to_hz(n) for n in (40, 47, 52, 55, 59, 64)]
+    assert any(abs(peak_hz / (f * h) - 1) < 0.03 for f in chord_hz for h in range(1, 6)), peak_hz
