@@ -76,5 +76,10 @@ def jack_server() -> Iterator[None]:
             time.sleep(0.2)
         yield
     finally:
+        # PortAudio must let go of the server first: its JACK host API asserts (and
+        # aborts the interpreter at exit) if the server vanished under it.
+        import sounddevice
+
+        sounddevice._terminate()
         proc.terminate()
         proc.wait(timeout=10)
