@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aether_rt import __version__
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Render the built-in guitar phrase through 32 moving peaking filters, offline.",
     )
     p.add_argument("--out", type=Path, default=Path("aether-demo.wav"), help="output file (default: %(default)s)")
-    p.add_argument("--seconds", type=_positive_float, default=12.0, help="length in seconds (default: %(default)s)")
+    p.add_argument("--seconds", type=_seconds, default=12.0, help="length in seconds (default: %(default)s)")
     p.add_argument("--samplerate", type=_samplerate, default=48_000, help="sample rate in Hz (default: %(default)s)")
     p.add_argument("--blocksize", type=_blocksize, default=64, help="frames per block (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the phrase (default: %(default)s)")
@@ -86,31 +87,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+def _bounded(cast: type, low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: ``cast(text)`` within ``[low, high]``, else a message naming ``what``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low:g}..{high:g}, got {text}")
+        return value
+
+    return parse
 
 
-def _samplerate(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a sample rate in Hz, got {text!r}") from None
-    if not 32_000 <= value <= 192_000:
-        raise argparse.ArgumentTypeError(f"sample rate must be 32000..192000 Hz, got {value}")
-    return value
-
-
-def _blocksize(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a block size in frames, got {text!r}") from None
-    if not 1 <= value <= 8192:
-        raise argparse.ArgumentTypeError(f"block size must be 1..8192 frames, got {value}")
-    return value
+_seconds = _bounded(float, 0.01, 86_400, "a length in seconds")
+_samplerate = _bounded(int, 32_000, 192_000, "sample rate in Hz")
+_blocksize = _bounded(int, 1, 8192, "block size in frames")

@@ -44,9 +44,10 @@ def test_the_demo_render_is_deterministic_and_moves_the_filters() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["demo", "--blocksize", "0"], "block size must be 1..8192"),
-        (["demo", "--samplerate", "8000"], "sample rate must be 32000..192000"),
-        (["demo", "--seconds", "-2"], "expected a number > 0"),
+        (["demo", "--blocksize", "0"], "block size in frames must be 1..8192"),
+        (["demo", "--samplerate", "8000"], "sample rate in Hz must be 32000..192000"),
+        (["demo", "--samplerate", "fast"], "expected sample rate in Hz"),
+        (["demo", "--seconds", "-2"], "a length in seconds must be 0.01..86400"),
         (["demo", "--out", "/no/such/folder/x.wav"], "does not exist"),
         (["demo", "--out", "song.mp9"], "cannot tell the audio format"),
         (["frobnicate"], "invalid choice"),
