@@ -1,0 +1,1 @@
+"""Training data: impulse responses from a folder, or a built-in synthetic corpus."""
