@@ -26,14 +26,24 @@ def check_output_path(path: Path) -> str:
             f"cannot tell the audio format of {str(path)!r} from its extension",
             f"use one of: {', '.join('.' + c.lower() for c in _SUBTYPES)}",
         )
+    check_output_folder(path)
+    return container
+
+
+def check_output_folder(path: Path) -> None:
+    """Check that ``path`` can be created: its folder exists and is writable, it is no folder.
+
+    Raises:
+        UserError: naming the path and the problem.
+
+    """
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does not exist")
     if path.is_dir():
-        raise UserError(f"cannot write {str(path)!r}: it is a folder", "give a file name, e.g. out.wav")
+        raise UserError(f"cannot write {str(path)!r}: it is a folder", "give a file name")
     if not os.access(folder, os.W_OK):
         raise UserError(f"cannot write {str(path)!r}: the folder is not writable")
-    return container
 
 
 def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float) -> None:

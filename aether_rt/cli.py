@@ -13,6 +13,7 @@ there is no traceback for anything a user can fix.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `aether-rt inspect ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,7 +60,58 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--blocksize", type=_blocksize, default=64, help="frames per block (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the phrase (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
+    _add_model_commands(sub)
     return parser
+
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    from aether_rt.commands import model as m
+    from aether_rt.train import TrainConfig
+
+    p = sub.add_parser("train", help="train a model on impulse responses", description="Train the ParametricVAE.")
+    d = TrainConfig()  # one definition of the defaults
+    show = "(default: %(default)s)"
+    p.add_argument("--data", default="synthetic", help="a folder of IRs, or synthetic[:N] " + show)
+    p.add_argument("--latent-dim", type=_bounded(int, 1, 64, "latent dim"), default=d.latent_dim, help=show)
+    p.add_argument("--num-filters", type=_bounded(int, 1, 256, "filter count"), default=d.num_filters, help=show)
+    p.add_argument("--steps", type=_bounded(int, 1, 10**7, "steps"), default=d.steps, help=show)
+    p.add_argument("--batch-size", type=_bounded(int, 1, 4096, "batch size"), default=d.batch_size, help=show)
+    p.add_argument("--lr", type=_bounded(float, 1e-6, 1.0, "learning rate"), default=d.learning_rate, help=show)
+    p.add_argument("--beta", type=_bounded(float, 0.0, 10.0, "beta"), default=d.beta, help="KL weight " + show)
+    p.add_argument("--steps-per-epoch", type=_bounded(int, 1, 10**6, "steps per epoch"), default=d.steps_per_epoch,
+                   help="checkpoint interval " + show)  # fmt: skip
+    p.add_argument("--seed", type=int, default=d.seed, help="data split, batches and init " + show)
+    p.add_argument("--out", required=True, help="output folder (model.msgpack, model.json, metrics.jsonl)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(func=m.cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a model beside flat, PCA-4 and oracle anchors")
+    p.add_argument("--model", help="model folder or file (default: the shipped model)")
+    p.add_argument("--data", help="a folder of IRs, or synthetic:N (default: the fixed held-out synthetic set)")
+    p.add_argument("--oracle-steps", type=_bounded(int, 1, 100_000, "oracle steps"), default=1500,
+                   help="gradient steps per oracle restart (default: %(default)s)")  # fmt: skip
+    p.add_argument("--json", help="also write the figures as JSON here")
+    p.set_defaults(func=m.cmd_eval)
+
+    p = sub.add_parser("encode", help="print an impulse response's latent point")
+    p.add_argument("ir", help="a WAV/FLAC/AIFF impulse response")
+    p.add_argument("--model", help="model folder or file (default: the shipped model)")
+    p.add_argument("--refine", type=_bounded(int, 0, 100_000, "refine steps"), default=0,
+                   help="gradient steps in z to fit the IR better (default: %(default)s)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=m.cmd_encode)
+
+    p = sub.add_parser("inspect", help="print the filters a latent point decodes to")
+    p.add_argument("--z", required=True, help="the latent point, comma-separated (e.g. 0.5,-1,0,0)")
+    p.add_argument("--samplerate", type=_samplerate, default=48_000, help="design rate in Hz (default: %(default)s)")
+    p.add_argument("--model", help="model folder or file (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=m.cmd_inspect)
+
+    p = sub.add_parser("sweep", help="draw each latent dim's effect on the response")
+    p.add_argument("--out", default="sweep.png", help="image file (default: %(default)s)")
+    p.add_argument("--model", help="model folder or file (default: the shipped model)")
+    p.set_defaults(func=m.cmd_sweep)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Command implementations behind ``aether-rt`` (the CLI module only parses)."""

@@ -1,0 +1,162 @@
+"""``train``, ``eval``, ``encode``, ``inspect`` and ``sweep``: the model's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aether_rt.errors import UserError
+
+
+def load(path: str | None) -> Any:
+    """The model at ``path``, or the shipped default model."""
+    from aether_rt.models.checkpoint import load_model
+
+    return load_model(Path(path) if path else None)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model: corpus (cached), epochs with checkpoints, metrics.jsonl."""
+    from aether_rt.data.datasets import load_dataset
+    from aether_rt.train import TrainConfig, train
+
+    started = time.monotonic()
+    cfg = TrainConfig(
+        latent_dim=args.latent_dim,
+        num_filters=args.num_filters,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        beta=args.beta,
+        seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch,
+    )
+    dataset = load_dataset(args.data, seed=args.seed, progress=_corpus_progress)
+    print(f"data: {len(dataset)} IRs ({_describe(dataset.description)}), {time.monotonic() - started:.0f} s")
+    for name, why in dataset.rejected:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    result = train(cfg, dataset, Path(args.out), resume=args.resume, command=["aether-rt", *sys.argv[1:]])
+    print(
+        f"wrote {result.model_path}: held-out LSD {result.val_lsd_db:.3f} dB after {result.steps} steps; "
+        f"total {time.monotonic() - started:.0f} s"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a model against the flat, PCA-4 and oracle anchors."""
+    from aether_rt.data.datasets import load_dataset
+    from aether_rt.evaluate import EVAL_N, EVAL_SEED, evaluate, format_table
+
+    model = load(args.model)
+    data = load_dataset(args.data or f"synthetic:{EVAL_N}", seed=EVAL_SEED if args.data is None else 0)
+    result = evaluate(model, data, oracle_steps=args.oracle_steps)
+    print(format_table(result))
+    if args.json:
+        _write_json(Path(args.json), {"model": str(model.path), **result.summary()})
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    """Print an IR's latent point (the encoder's mean), optionally refined."""
+    import soundfile as sf
+
+    from aether_rt.features import ir_feature
+    from aether_rt.models.fit import refine_latent
+
+    model = load(args.model)
+    try:
+        audio, rate = sf.read(args.ir, dtype="float64", always_2d=True)
+        feature = ir_feature(audio, float(rate), model.config.feature)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise UserError(f"cannot read {args.ir!r}: {exc}", "give a WAV, FLAC or AIFF impulse response") from None
+    except ValueError as exc:
+        raise UserError(f"{args.ir!r} is not a usable impulse response: {exc}") from None
+    mu, _ = model.encode(feature[None])
+    z, before, after = refine_latent(model, feature, mu[0], steps=args.refine)
+    if args.json:
+        print(
+            json.dumps({"ir": args.ir, "z": [round(float(v), 6) for v in z], "lsd_db": after, "encoder_lsd_db": before})
+        )
+    else:
+        print("z = " + ",".join(f"{v:.4f}" for v in z))
+        print(f"fit: {after:.3f} dB LSD" + (f" (encoder mean {before:.3f} dB)" if args.refine else ""))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the filters (and response) a latent point decodes to, as the engine runs them."""
+    from aether_rt.models.design import effective_filters, response_db
+
+    model = load(args.model)
+    z = parse_z(args.z, model.config.latent_dim)
+    rate = float(args.samplerate)
+    filters = effective_filters(model.decode(z[None]), rate)
+    freqs = np.geomspace(20.0, 0.49 * rate, 64)
+    response = np.asarray(response_db(model.decode(z[None]), freqs, rate))[0]
+    rows = [
+        {"freq_hz": float(f), "q": float(q), "gain_db": float(g)}
+        for f, q, g in sorted(zip(filters.freq_hz[0], filters.q[0], filters.gain_db[0], strict=True))
+    ]
+    if args.json:
+        print(json.dumps({
+            "sample_rate": rate, "z": [float(v) for v in z], "filters": rows,
+            "response": {"freqs_hz": [round(float(f), 3) for f in freqs], "db": [round(float(v), 4) for v in response]},
+        }))  # fmt: skip
+        return 0
+    print(f"z = {','.join(f'{v:g}' for v in z)} at {rate:g} Hz: {len(rows)} peaking filters")
+    print("   freq_hz        q   gain_db")
+    for r in rows:
+        print(f"{r['freq_hz']:10.1f} {r['q']:8.3f} {r['gain_db']:+9.2f}")
+    print(f"response: {response.min():+.1f} .. {response.max():+.1f} dB between 20 Hz and {0.49 * rate:.0f} Hz")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Draw the latent sweep figure."""
+    from aether_rt.audio_files import check_output_folder
+    from aether_rt.plots import save_sweep
+
+    out = Path(args.out)
+    check_output_folder(out)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"cannot tell the image format of {str(out)!r}", "use .png, .svg or .pdf")
+    save_sweep(load(args.model), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def parse_z(text: str, latent_dim: int) -> np.ndarray:
+    """``"a,b,c,d"`` as a latent point; a clear error for anything else."""
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise UserError(f"--z {text!r} is not a comma-separated list of numbers", "e.g. --z 0.5,-1,0,0") from None
+    if values.size != latent_dim:
+        raise UserError(f"--z has {values.size} values, the model's latent space has {latent_dim}")
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"--z {text!r} must be finite numbers")
+    return values
+
+
+def _corpus_progress(done: int, total: int) -> None:
+    if done == total or done % 512 < 64:
+        print(f"\rcorpus: {done}/{total} IRs", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
+def _describe(description: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in description.items())
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    try:
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write {str(path)!r}: {exc}") from None
+    print(f"wrote {path}")
