@@ -61,7 +61,7 @@ def test_stream_runs_the_bank_live_and_matches_offline(
         finally:
             metro.terminate()
             metro.wait(timeout=10)
-        stats = stream.stats()
+    stats = stream.stats()  # after close: no callback can run between this read and the tap's
     rate_hz = (frames1 - frames0) / (t1 - t0)
     print(f"{callback}: {rate_hz:.1f} frames/s, {stats.callbacks} callbacks, {stats.status_flags} xrun flags")
     assert abs(rate_hz - JACK_RATE_HZ) <= 0.01 * JACK_RATE_HZ
