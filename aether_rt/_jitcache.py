@@ -22,6 +22,7 @@ _JITTED_SOURCES = (
     "dsp/svf.py",
     "dsp/_intrinsics.py",
     "dsp/_kernels.py",
+    "dsp/_stages.py",
     "audio/callback.py",
 )
 _STAMP = _PACKAGE / "__pycache__" / "jit-sources.sha256"

@@ -46,11 +46,40 @@ def check_output_folder(path: Path) -> None:
         raise UserError(f"cannot write {str(path)!r}: the folder is not writable")
 
 
-def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float) -> None:
+def read_audio(path: Path) -> tuple[np.ndarray, int, str]:
+    """Read an audio file as ``([frames, channels] float32, rate, subtype)``.
+
+    Raises:
+        UserError: missing, unreadable or empty file.
+
+    """
+    import soundfile as sf
+
+    if not path.is_file():
+        raise UserError(f"input file {str(path)!r} does not exist", "give a WAV/FLAC/AIFF/OGG file, or demo")
+    try:
+        info = sf.info(str(path))
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc}", "give a WAV, FLAC, AIFF or OGG file") from None
+    if audio.shape[0] == 0:
+        raise UserError(f"{str(path)!r} holds no audio")
+    return audio, int(rate), str(info.subtype)
+
+
+#: Subtypes kept as they are; anything coarser (8/16-bit) is written as 24-bit PCM, so
+#: that the effect's gain changes are not re-quantised to the input's resolution.
+_KEEP_SUBTYPES = {"PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+
+
+def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float, subtype: str | None = None) -> None:
     """Write ``[frames]`` or ``[frames, channels]`` float audio to ``path``.
 
     The container follows the file extension (.wav, .flac, .aiff, .ogg); WAV, FLAC
-    and AIFF are written as 24-bit PCM, OGG as Vorbis.
+    and AIFF keep a 24/32-bit or float ``subtype`` and are otherwise written as 24-bit
+    PCM, OGG as Vorbis. WAV and AIFF files are byte-for-byte reproducible: the time
+    stamp libsndfile puts in a float file's PEAK chunk is zeroed. (OGG is not: its
+    stream serial number is random; the decoded audio is reproducible.)
 
     Raises:
         UserError: an unknown extension or a path that cannot be written.
@@ -59,7 +88,35 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float) -> None:
     import soundfile as sf
 
     container = check_output_path(path)
+    chosen = _SUBTYPES[container]
+    if subtype in _KEEP_SUBTYPES and container != "OGG" and sf.check_format(container, subtype):
+        chosen = subtype
     try:
-        sf.write(str(path), audio, int(round(sample_rate_hz)), subtype=_SUBTYPES[container], format=container)
+        sf.write(str(path), audio, int(round(sample_rate_hz)), subtype=chosen, format=container)
+        if container in ("WAV", "AIFF"):
+            _zero_peak_timestamp(path)
     except (sf.LibsndfileError, OSError, RuntimeError) as exc:
         raise UserError(f"could not write {str(path)!r}: {exc}", "check the folder exists and is writable") from None
+
+
+def _zero_peak_timestamp(path: Path) -> None:
+    """Zero the wall-clock time stamp in a RIFF/AIFF ``PEAK`` chunk, if there is one.
+
+    The chunk is ``PEAK``, size, then version (4 bytes) and time stamp (4 bytes); chunks
+    are little-endian in RIFF, big-endian in AIFF, and padded to even sizes.
+    """
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        order = "little" if head[:4] == b"RIFF" else "big"
+        pos = 12
+        while True:
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            size = int.from_bytes(chunk[4:], order)
+            if chunk[:4] == b"PEAK" and size >= 8:
+                f.seek(pos + 12)
+                f.write(b"\0\0\0\0")
+                return
+            pos += 8 + size + (size & 1)

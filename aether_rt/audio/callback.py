@@ -26,9 +26,9 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 
 from aether_rt import _jitcache
-from aether_rt.dsp import _kernels
+from aether_rt.dsp import _kernels, _stages
 from aether_rt.dsp import arena as ar
-from aether_rt.dsp._intrinsics import is_null
+from aether_rt.dsp._intrinsics import cycles, is_null
 
 _jitcache.check()
 
@@ -58,30 +58,62 @@ def _count_status(hdr, status):
 
 
 @njit(**_JIT)
-def _tap(hdr, f32, x, y):
-    """Append the block's input and output frames to the tap ring (overwrites the oldest)."""
+def _tap(hdr, f32, x, y, f0, frames):
+    """Append frames of the raw input ``x`` and output ``y`` to the tap ring (overwrites the oldest)."""
     capacity = hdr[ar.H_TAP_FRAMES]
     if capacity == 0:
         return
-    n_in, n_out = x.shape[1], y.shape[1]
-    width = hdr[ar.H_IN_CHANNELS] + hdr[ar.H_OUT_CHANNELS]
+    n_in, n_out = hdr[ar.H_IN_CHANNELS], hdr[ar.H_OUT_CHANNELS]
+    width = n_in + n_out
     base = 2 * hdr[ar.H_OFF_TAP]
     written = hdr[ar.H_TAP_WRITTEN]
-    for n in range(x.shape[0]):
+    for n in range(frames):
         row = base + ((written + n) % capacity) * width
-        for c in range(min(n_in, hdr[ar.H_IN_CHANNELS])):
+        for c in range(n_in):
             f32[row + c] = x[n, c]
-        for c in range(min(n_out, hdr[ar.H_OUT_CHANNELS])):
-            f32[row + hdr[ar.H_IN_CHANNELS] + c] = y[n, c]
-    hdr[ar.H_TAP_WRITTEN] = written + x.shape[0]
+        for c in range(min(n_out, y.shape[1])):
+            f32[row + n_in + c] = y[f0 + n, c]
+    hdr[ar.H_TAP_WRITTEN] = written + frames
 
 
-def _callback_body(hdr, f64, f32, x, y, status):
-    """Everything one audio block does; shared by the cfunc and the Python callback."""
+def _callback_body(hdr, f64, f32, x, y, status, has_input):
+    """One audio block: input, gain, bank, mix/gain/DC/ceiling/meters, tap, counters.
+
+    Shared by the cfunc and the Python callback (and the offline renderer). Blocks
+    longer than the arena's ``max_frames`` run in chunks.
+    """
+    start = cycles()
     _count_status(hdr, status)
-    _kernels.process(hdr, f64, x, y)
-    _tap(hdr, f32, x, y)
+    frames, max_frames = y.shape[0], hdr[ar.H_MAX_FRAMES]
+    for f0 in range(0, frames, max_frames):
+        m = min(max_frames, frames - f0)
+        _stages.take_input(hdr, f32, x, f0, m, has_input)
+        _stages.apply_input_gain(hdr, f64, f32, m)
+        _kernels.process(hdr, f64, _stages.gained_input(hdr, f32, m), y[f0 : f0 + m])
+        _stages.finish_output(hdr, f64, f32, y, f0, m)
+        _tap(hdr, f32, _stages.raw_input(hdr, f32, m), y, f0, m)
     hdr[ar.H_CALLBACKS] += 1
+    _stages.record_duration(hdr, cycles() - start)
+
+
+def _render_segment(hdr, f64, f32, x, y, tables, first_tick, control_frames, block, last_tick):
+    """Offline: run ``callback_body`` block by block over ``x`` into ``y``.
+
+    Before each block, the table of a new control tick is published (``tables[k]`` is
+    tick ``first_tick + k * control_frames``). Returns the last tick published. The same
+    code as live, minus the Python per block.
+    """
+    total = x.shape[0]
+    for start in range(0, total, block):
+        tick = (hdr[ar.H_FRAMES] // control_frames) * control_frames
+        if tick != last_tick:
+            ramp = control_frames if last_tick >= 0 else 0
+            k = min(max((tick - first_tick) // control_frames, 0), tables.shape[0] - 1)
+            _kernels.publish(hdr, f64, tables[k], ramp, tick)
+            last_tick = tick
+        stop = min(total, start + block)
+        callback_body(hdr, f64, f32, x[start:stop], y[start:stop], 0, True)
+    return last_tick
 
 
 _WORDS = types.Array(types.int64, 1, "C")
@@ -92,11 +124,25 @@ _AUDIO_RO = types.Array(types.float32, 2, "C", readonly=True)
 
 callback_body = njit(
     [
-        types.void(_WORDS, _F64, _F32, _AUDIO, _AUDIO, types.uint64),
-        types.void(_WORDS, _F64, _F32, _AUDIO_RO, _AUDIO, types.uint64),
+        types.void(_WORDS, _F64, _F32, _AUDIO, _AUDIO, types.uint64, types.boolean),
+        types.void(_WORDS, _F64, _F32, _AUDIO_RO, _AUDIO, types.uint64, types.boolean),
     ],
     **_JIT,
 )(_callback_body)
+
+
+@njit(**_JIT)
+def read_cycles():
+    """The cycle counter the callback times itself with (for calibration)."""
+    return cycles()
+
+
+_TABLES = types.Array(types.float64, 3, "C")
+#: Offline rendering loop (see ``_render_segment``), compiled ahead like the callback.
+render_segment = njit(
+    [types.int64(_WORDS, _F64, _F32, _AUDIO, _AUDIO, _TABLES, types.int64, types.int64, types.int64, types.int64)],
+    **_JIT,
+)(_render_segment)
 
 _PA_CALLBACK_SIG = types.intc(
     types.CPointer(types.float32),  # const void *input (interleaved float32)
@@ -119,24 +165,26 @@ def pa_callback(inp, out, frames, time_info, status, userdata):
     hdr = carray(userdata, (total,), np.int64)
     f64 = carray(userdata, (total,), np.float64)
     f32 = carray(userdata, (2 * total,), np.float32)
-    n_out = hdr[ar.H_OUT_CHANNELS]
-    y = carray(out, (frames, n_out))
-    if is_null(inp):  # no input buffer (cannot happen on a duplex stream): play silence
-        for n in range(frames):
-            for c in range(n_out):
-                y[n, c] = 0.0
-        return PA_CONTINUE
-    x = carray(inp, (frames, hdr[ar.H_IN_CHANNELS]))
-    callback_body(hdr, f64, f32, x, y, status)
+    y = carray(out, (frames, hdr[ar.H_OUT_CHANNELS]))
+    has_input = not is_null(inp)  # NULL on an output-only stream: the source or silence
+    x = carray(inp if has_input else out, (frames, hdr[ar.H_IN_CHANNELS]))
+    callback_body(hdr, f64, f32, x, y, status, has_input)
     return PA_CONTINUE
 
 
-def make_python_callback(arena: ar.Arena) -> Callable[..., None]:
+def make_python_callback(arena: ar.Arena, output_only: bool = False) -> Callable[..., None]:
     """A sounddevice-style Python callback running the same block code (holds the GIL)."""
     words, f64, f32 = arena.words, arena.f64, arena.f32
     body = callback_body
 
+    if output_only:
+
+        def play(outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+            body(words, f64, f32, outdata, outdata, int(status._flags), False)
+
+        return play
+
     def callback(indata: np.ndarray, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        body(words, f64, f32, indata, outdata, int(status._flags))
+        body(words, f64, f32, indata, outdata, int(status._flags), True)
 
     return callback

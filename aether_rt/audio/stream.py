@@ -14,8 +14,11 @@ Everything is compiled before the stream opens (:func:`aether_rt.dsp.bank.warmup
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
 
 from aether_rt.audio import devices
 from aether_rt.dsp import arena as ar
@@ -52,6 +55,18 @@ class StreamStats(NamedTuple):
         return self.input_underflows + self.input_overflows + self.output_underflows + self.output_overflows
 
 
+_ABANDONED = False
+
+
+def abandoned() -> bool:
+    """Whether a stream could not be closed (its device died).
+
+    PortAudio's exit handler would then hang too: the process should leave with
+    ``os._exit`` after reporting.
+    """
+    return _ABANDONED
+
+
 class BankStream:
     """A duplex stream filtering the input device into the output device through a bank.
 
@@ -66,6 +81,7 @@ class BankStream:
         output_device: output device index or name (None: default).
         callback: ``"cfunc"`` (GIL-free) or ``"python"``.
         latency: PortAudio latency hint, ``"low"``, ``"high"`` or seconds.
+        output_only: open an output stream (the bank plays its source buffer).
 
     Raises:
         UserError: a bad device, channel count, sample rate or block size, or a
@@ -83,6 +99,7 @@ class BankStream:
         output_device: int | str | None = None,
         callback: CallbackMode = "cfunc",
         latency: str | float = "low",
+        output_only: bool = False,
     ) -> None:
         sd = devices.portaudio()
         if callback not in CALLBACK_MODES:
@@ -93,11 +110,15 @@ class BankStream:
         if not isinstance(blocksize, int) or not 0 <= blocksize <= 8192:
             raise UserError(f"block size must be an integer from 0 to 8192 frames, got {blocksize!r}")
         layout = bank.arena.layout
-        channels = (layout.ins, layout.outs)
-        device = (
-            devices.resolve(input_device, "input", channels[0]),
-            devices.resolve(output_device, "output", channels[1]),
-        )
+        if output_only:
+            device: Any = devices.resolve(output_device, "output", layout.outs)
+            channels: Any = layout.outs
+        else:
+            channels = (layout.ins, layout.outs)
+            device = (
+                devices.resolve(input_device, "input", channels[0]),
+                devices.resolve(output_device, "output", channels[1]),
+            )
         warmup()  # compile-ahead: nothing may compile once audio runs
         self.bank = bank
         self.callback_mode = callback
@@ -115,7 +136,7 @@ class BankStream:
 
                 # The stream keeps `bank` (and so the arena) alive through self.bank.
                 self._stream = sd._StreamBase(
-                    kind="duplex",
+                    kind="output" if output_only else "duplex",
                     callback=pa_callback.address,
                     userdata=sd._ffi.cast("void *", bank.arena.address),
                     **common,
@@ -123,7 +144,8 @@ class BankStream:
             else:
                 from aether_rt.audio.callback import make_python_callback
 
-                self._stream = sd.Stream(callback=make_python_callback(bank.arena), **common)
+                stream_class = sd.OutputStream if output_only else sd.Stream
+                self._stream = stream_class(callback=make_python_callback(bank.arena, output_only), **common)
         except sd.PortAudioError as exc:
             raise UserError(
                 f"could not open a {samplerate:g} Hz duplex stream on devices {device}: {exc}",
@@ -137,8 +159,9 @@ class BankStream:
 
     @property
     def latency_s(self) -> tuple[float, float]:
-        """Input and output latency PortAudio reports, in seconds."""
-        return tuple(self._stream.latency)  # type: ignore[return-value]
+        """Input and output latency PortAudio reports, in seconds (input 0 when output-only)."""
+        latency = self._stream.latency
+        return (0.0, float(latency)) if np.isscalar(latency) else (float(latency[0]), float(latency[1]))
 
     @property
     def active(self) -> bool:
@@ -153,9 +176,21 @@ class BankStream:
         """Stop audio (waits for the last callback to return)."""
         self._stream.stop()
 
-    def close(self) -> None:
-        """Stop and release the stream."""
-        self._stream.close()
+    def close(self, timeout_s: float = 2.0) -> bool:
+        """Stop and release the stream; returns False if it had to be abandoned.
+
+        A server that died under the stream (JACK killed, a USB card unplugged) can make
+        PortAudio's close wait forever for a callback that never comes; after
+        ``timeout_s`` the stream is abandoned (see :func:`abandoned`) instead.
+        """
+        closer = threading.Thread(target=self._stream.close, name="aether-close", daemon=True)
+        closer.start()
+        closer.join(timeout_s)
+        if closer.is_alive():
+            global _ABANDONED
+            _ABANDONED = True
+            return False
+        return True
 
     def stats(self) -> StreamStats:
         """Read the callback's counters."""

@@ -1,4 +1,4 @@
-"""Low-level Numba intrinsics: acquire/release atomics and a NULL-pointer test.
+"""Low-level Numba intrinsics: acquire/release atomics, a NULL test, views, the cycle counter.
 
 The coefficient hand-off between the control thread and the audio callback is a
 single-producer/single-consumer ring: the producer fills a slot, then publishes a
@@ -9,6 +9,7 @@ through LLVM atomics with acquire/release ordering (free on x86-64, correct else
 
 from __future__ import annotations
 
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -99,3 +100,14 @@ def region(typingctx, base, offset, shape):
         return out._getvalue()
 
     return retty(base, offset, shape), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (``llvm.readcyclecounter``: RDTSC on x86-64), a few ns to read."""
+
+    def codegen(context, builder, sig, args):
+        fn = builder.module.declare_intrinsic("llvm.readcyclecounter", fnty=ir.FunctionType(ir.IntType(64), []))
+        return builder.call(fn, [])
+
+    return types.int64(), codegen

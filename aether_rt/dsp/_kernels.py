@@ -74,11 +74,12 @@ def _table_ok(t):
     return True
 
 
-def _publish(hdr, f64, table, ramp_frames):
+def _publish(hdr, f64, table, ramp_frames, tag):
     """Producer side of the hand-off: copy ``table`` into the next ring slot, publish it.
 
     Single producer only. ``ramp_frames`` < 0 asks for the arena's default smoothing,
-    0 for an immediate jump.
+    0 for an immediate jump. ``tag`` is the sample-clock time the table was computed
+    for (the control tick); the audio side logs it with the frame it adopted it at.
     """
     ring_size, n = hdr[ar.H_RING_SIZE], hdr[ar.H_N_SECTIONS]
     seq = hdr[ar.H_PUBLISHED]
@@ -88,6 +89,7 @@ def _publish(hdr, f64, table, ramp_frames):
         for j in range(_NC):
             f64[base + k * _NC + j] = table[k, j]
     hdr[hdr[ar.H_OFF_RING_RAMP] + slot] = ramp_frames
+    hdr[hdr[ar.H_OFF_RING_TAG] + slot] = tag
     store_release(hdr, ar.H_PUBLISHED, seq + 1)
 
 
@@ -105,6 +107,7 @@ def _adopt_newest(hdr, f64, frames):
         for j in range(_NC):
             stage[k, j] = f64[base + k * _NC + j]
     ramp = hdr[hdr[ar.H_OFF_RING_RAMP] + slot]
+    tag = hdr[hdr[ar.H_OFF_RING_TAG] + slot]
     # Table `published - 1 + ring_size` reuses our slot; if the producer may have
     # started writing it while we copied, the copy could be torn: retry next block.
     if load_acquire(hdr, ar.H_PUBLISHED) - published >= ring_size - 1:
@@ -131,6 +134,12 @@ def _adopt_newest(hdr, f64, frames):
                 step[k, j] = 0.0
     hdr[ar.H_RAMP_LEFT] = ramp
     hdr[ar.H_TABLES_APPLIED] += 1
+    hdr[ar.H_LAST_TAG] = tag
+    # The adoption log lets a recorded live run be re-rendered with the very same timing.
+    entry = hdr[ar.H_ADOPT_WRITTEN] % hdr[ar.H_ADOPT_CAPACITY]
+    hdr[hdr[ar.H_OFF_ADOPT] + 2 * entry] = tag
+    hdr[hdr[ar.H_OFF_ADOPT] + 2 * entry + 1] = hdr[ar.H_FRAMES]
+    hdr[ar.H_ADOPT_WRITTEN] += 1
 
 
 @njit(**_JIT)
@@ -358,6 +367,6 @@ process = njit(
 )(_process)
 
 #: Producer side of the hand-off (see ``_publish``).
-publish = njit([types.void(_WORDS, _F64, _TABLE, types.int64)], **_JIT)(_publish)
+publish = njit([types.void(_WORDS, _F64, _TABLE, types.int64, types.int64)], **_JIT)(_publish)
 #: Reset request (any thread).
 request_reset = njit([types.void(_WORDS)], **_JIT)(_request_reset)

@@ -27,7 +27,7 @@ import numpy as np
 from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
 from aether_rt.dsp.svf import N_SVF, svf_table
 
-MAGIC = 0x41455448_45520002  # "AETHER" + layout version 2
+MAGIC = 0x41455448_45520003  # "AETHER" + layout version 3
 
 # --- header slots (int64 indices) -------------------------------------------------
 H_MAGIC = 0
@@ -74,7 +74,43 @@ H_STATUS_OUTPUT_OVERFLOW = 44
 H_STATUS_PRIMING = 45
 H_TAP_FRAMES = 46  # tap capacity in frames (0: no tap)
 H_TAP_WRITTEN = 47  # frames written to the tap so far (monotonic)
-HEADER_WORDS = 64
+# the engine's stages (aether_rt/dsp/_stages.py) and hand-off bookkeeping
+H_OFF_RING_TAG = 48  # i64 [ring]          sample-clock tag of each table (control tick)
+H_LAST_TAG = 49  # tag of the table in use (audio)
+H_ADOPT_CAPACITY = 50  # entries in the adoption log
+H_ADOPT_WRITTEN = 51  # adoptions logged so far (monotonic)
+H_OFF_ADOPT = 52  # i64 [capacity, 2]          (tag, frame at which it was adopted)
+H_OFF_RAW = 53  # f32 [max_frames, in]          the block's input (device or source)
+H_OFF_GAINED = 54  # f32 [max_frames, in]       the input after the input gain
+H_OFF_PARAMS = 55  # f64 [N_PARAMS]            parameter targets (control thread)
+H_OFF_POST = 56  # f64 [post size]              smoothed parameters, DC and limiter state, meters (audio)
+H_OFF_HIST = 57  # i64 [HIST_BINS]              callback durations, log2 cycles, 8 bins per octave
+H_CYCLES_MAX = 58  # longest callback, in CPU cycles
+H_LIMITED_SAMPLES = 59  # output samples the ceiling limiter had to turn down
+H_NONFINITE_OUT = 60  # output samples that were not finite (replaced by silence)
+H_SRC_FRAMES = 61  # frames in the source buffer (0: play the device input)
+H_SRC_POS = 62  # next source frame to play (audio)
+H_SRC_LOOP = 63  # 1: loop the source
+H_OFF_SRC = 64  # f32 [source frames, in]      a file or the demo phrase, played live
+HEADER_WORDS = 128
+
+# Parameter slots (f64, written by the control thread, read by the audio stages).
+P_IN_GAIN = 0  # linear
+P_OUT_GAIN = 1  # linear
+P_MIX = 2  # 0 dry .. 1 wet
+P_BYPASS = 3  # 0 or 1 (crossfaded)
+P_SMOOTH = 4  # one-pole coefficient per frame for the above
+P_CEILING = 5  # output ceiling, linear
+P_DC_POLE = 6  # DC blocker pole
+P_LIMIT_RELEASE = 7  # limiter gain recovery per frame
+P_METER_DECAY = 8  # peak-meter decay per frame
+N_PARAMS = 16
+# Post-stage state slots (f64, audio): the smoothed parameters, then per output
+# channel (DC x1, DC y1, limiter gain, output peak) and per input channel (input peak).
+S_IN_GAIN, S_OUT_GAIN, S_MIX = 0, 1, 2
+POST_FIXED = 4
+POST_PER_OUT = 4
+HIST_BINS = 256
 
 #: A section state beyond this magnitude (+120 dB over full scale) counts as blown up.
 STATE_LIMIT = 1e6
@@ -100,6 +136,8 @@ class ArenaLayout:
         in_channels: channels read per frame from the input (device or array).
         out_channels: channels written per frame to the output.
         tap_frames: capacity of the recording tap in frames (0: none).
+        source_frames: frames of a source played instead of the device input (0: none).
+        adopt_capacity: entries of the adoption log (tag, frame) ring.
 
     """
 
@@ -111,6 +149,8 @@ class ArenaLayout:
     in_channels: int = 0
     out_channels: int = 0
     tap_frames: int = 0
+    source_frames: int = 0
+    adopt_capacity: int = 1024
 
     def __post_init__(self) -> None:
         _check_int("n_sections", self.n_sections, 1, 4096)
@@ -121,6 +161,8 @@ class ArenaLayout:
         _check_int("in_channels", self.in_channels, 0, 256)
         _check_int("out_channels", self.out_channels, 0, 256)
         _check_int("tap_frames", self.tap_frames, 0, 1 << 31)
+        _check_int("source_frames", self.source_frames, 0, 1 << 32)
+        _check_int("adopt_capacity", self.adopt_capacity, 1, 1 << 24)
 
     @property
     def ins(self) -> int:
@@ -147,6 +189,14 @@ class ArenaLayout:
             (H_OFF_WORK, self.max_frames * c),
             (H_OFF_FLAGS, c),
             (H_OFF_TAP, (self.tap_frames * (self.ins + self.outs) + 1) // 2),
+            (H_OFF_RING_TAG, self.ring_size),
+            (H_OFF_ADOPT, 2 * self.adopt_capacity),
+            (H_OFF_RAW, (self.max_frames * self.ins + 1) // 2),
+            (H_OFF_GAINED, (self.max_frames * self.ins + 1) // 2),
+            (H_OFF_PARAMS, N_PARAMS),
+            (H_OFF_POST, POST_FIXED + POST_PER_OUT * self.outs + self.ins),
+            (H_OFF_HIST, HIST_BINS),
+            (H_OFF_SRC, (self.source_frames * self.ins + 1) // 2),
         ]
         offsets, word = {}, HEADER_WORDS
         for slot, size in sizes:
@@ -186,6 +236,9 @@ class Arena:
         h[H_IN_CHANNELS] = layout.ins
         h[H_OUT_CHANNELS] = layout.outs
         h[H_TAP_FRAMES] = layout.tap_frames
+        h[H_SRC_FRAMES] = layout.source_frames
+        h[H_ADOPT_CAPACITY] = layout.adopt_capacity
+        h[H_LAST_TAG] = -1
         n, c = layout.n_sections, layout.n_channels
         self.ring = self._f64(H_OFF_RING, (layout.ring_size, n, N_COEFFS))
         self.ring_ramp = self.words[h[H_OFF_RING_RAMP] : h[H_OFF_RING_RAMP] + layout.ring_size]
@@ -198,6 +251,41 @@ class Arena:
         self.tap = self.f32[tap : tap + layout.tap_frames * width].reshape(-1, width)
         self.cur[:] = svf_table(identity_coeffs(n))
         self.target[:] = self.cur
+        self.ring_tag = self.words[h[H_OFF_RING_TAG] : h[H_OFF_RING_TAG] + layout.ring_size]
+        self.adopt_log = self.words[h[H_OFF_ADOPT] : h[H_OFF_ADOPT] + 2 * layout.adopt_capacity].reshape(-1, 2)
+        self.params = self.f64[h[H_OFF_PARAMS] : h[H_OFF_PARAMS] + N_PARAMS]
+        post = int(h[H_OFF_POST])
+        self.post = self.f64[post : post + POST_FIXED + POST_PER_OUT * layout.outs + layout.ins]
+        self.hist = self.words[h[H_OFF_HIST] : h[H_OFF_HIST] + HIST_BINS]
+        src = 2 * int(h[H_OFF_SRC])
+        self.source = self.f32[src : src + layout.source_frames * layout.ins].reshape(-1, layout.ins)
+        # Neutral stage settings until an engine sets its own: unity gains, fully wet, a
+        # ceiling at 0 dBFS that never needs to limit, no DC blocking, immediate changes.
+        for slot, value in (
+            (P_IN_GAIN, 1.0),
+            (P_OUT_GAIN, 1.0),
+            (P_MIX, 1.0),
+            (P_SMOOTH, 1.0),
+            (P_CEILING, 1e30),
+            (P_DC_POLE, 1.0),
+            (P_LIMIT_RELEASE, 1.0),
+            (P_METER_DECAY, 1.0),
+        ):
+            self.params[slot] = value  # fmt: skip
+        self.post[[S_IN_GAIN, S_OUT_GAIN, S_MIX]] = 1.0
+        self.post[POST_FIXED + 2 : POST_FIXED + POST_PER_OUT * layout.outs : POST_PER_OUT] = 1.0  # limiter gains
+
+    def settle_params(self) -> None:
+        """Jump the audio side's smoothed gains and mix to their targets.
+
+        For the start only (before any audio): the first state is applied at once
+        instead of gliding from unity. Never while a stream runs (these slots are the
+        audio thread's).
+        """
+        p = self.params
+        self.post[S_IN_GAIN] = p[P_IN_GAIN]
+        self.post[S_OUT_GAIN] = p[P_OUT_GAIN]
+        self.post[S_MIX] = p[P_MIX] * (1.0 - p[P_BYPASS])
 
     @property
     def address(self) -> int:

@@ -64,6 +64,8 @@ class BiquadBank:
         in_channels: channels the live callback reads from the device (default
             ``n_channels``).
         tap_frames: capacity of the live recording tap, in frames (0: none).
+        source_frames: room for a source the live callback plays instead of the
+            device input (0: none).
         coeffs: initial table ``[n_sections, 5]`` (default: pass-through).
 
     Threading: one thread may :meth:`publish` (the control thread) while another
@@ -83,6 +85,7 @@ class BiquadBank:
         out_channels: int | None = None,
         in_channels: int | None = None,
         tap_frames: int = 0,
+        source_frames: int = 0,
         coeffs: Any = None,
     ) -> None:
         from aether_rt.dsp import _kernels  # compiles or loads the kernels once
@@ -97,6 +100,7 @@ class BiquadBank:
             in_channels=in_channels or 0,
             out_channels=out_channels or 0,
             tap_frames=tap_frames,
+            source_frames=source_frames,
         )
         self._arena = ar.Arena(layout)
         self._words, self._f64 = self._arena.words, self._arena.f64
@@ -121,7 +125,7 @@ class BiquadBank:
         """Channels filtered."""
         return self._arena.layout.n_channels
 
-    def publish(self, coeffs: Any, *, ramp_frames: int | None = None) -> None:
+    def publish(self, coeffs: Any, *, ramp_frames: int | None = None, tag: int = -1) -> None:
         """Hand a new table to the audio side, lock-free; it ramps there from the next block.
 
         Args:
@@ -129,6 +133,8 @@ class BiquadBank:
                 stable (poles strictly inside the unit circle).
             ramp_frames: frames to ramp over; ``None`` uses the bank's
                 ``smoothing_frames``, 0 jumps at the next block.
+            tag: the sample-clock frame the table was computed for (logged with the
+                frame the audio side adopts it at; -1 when it does not matter).
 
         Raises:
             ValueError: wrong shape, non-finite or unstable coefficients, or a bad
@@ -142,7 +148,7 @@ class BiquadBank:
             ramp = int(ramp_frames)
         else:
             raise ValueError(f"ramp_frames must be None or an integer >= 0, got {ramp_frames!r}")
-        self._k.publish(self._words, self._f64, table, ramp)
+        self._k.publish(self._words, self._f64, table, ramp, int(tag))
 
     def _checked_table(self, coeffs: Any) -> np.ndarray:
         """Validate a ``[n_sections, 5]`` table (shape, finite, stable) as float64."""
@@ -163,6 +169,15 @@ class BiquadBank:
                 "lies outside |a2| < 1, |a1| < 1 + a2; design sections with peaking_coeffs()"
             )
         return table
+
+    def publish_trusted(self, table: np.ndarray, ramp_frames: int, tag: int) -> None:
+        """:meth:`publish` without the Python-side checks, for the control thread's own tables.
+
+        ``table`` must be a C-contiguous float64 ``[n_sections, 5]`` array. The checks it
+        skips cost ~9 us per control step; the audio side still refuses a non-finite or
+        unstable table (counted in ``bad_tables``).
+        """
+        self._k.publish(self._words, self._f64, table, ramp_frames, tag)
 
     def process(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Filter a block, carrying state from the previous call.

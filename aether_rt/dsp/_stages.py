@@ -1,0 +1,150 @@
+"""Private Numba kernels around the bank: input, gains, mix, DC blocker, ceiling, meters.
+
+One audio block goes through, in order (all in the arena, no allocation, no GIL):
+
+1. ``take_input``: the device input, or the next frames of the source buffer (a file or
+   the demo phrase played live), into the arena's raw-input region;
+2. ``apply_input_gain``: times the input gain, smoothed per frame, into the gained
+   region (the bank's input and the dry signal);
+3. the bank (:mod:`aether_rt.dsp._kernels`) writes the wet signal into the output;
+4. ``finish_output``: per frame, the smoothed mix (``mix * (1 - bypass)``, so bypass is a
+   crossfade, never a click) of dry and wet, the smoothed output gain, a DC blocker
+   (one pole at ``P_DC_POLE``), a peak limiter with instant attack and exponential
+   release that keeps every sample within the ceiling (default -0.1 dBFS), a
+   non-finite guard, and the peak meters.
+
+Parameters come from the control thread (``P_*`` slots); their smoothed values, the
+DC and limiter states and the meters belong to the audio thread (``S_*`` slots).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from aether_rt import _jitcache
+from aether_rt.dsp import arena as ar
+from aether_rt.dsp._intrinsics import region
+
+_jitcache.check()
+
+_JIT = {"nogil": True, "cache": True, "error_model": "numpy", "fastmath": {"contract"}, "_nrt": False}
+
+
+@njit(inline="always", **_JIT)  # returns a view: must inline without NRT
+def raw_input(hdr, f32, frames):
+    return region(f32, 2 * hdr[ar.H_OFF_RAW], (frames, hdr[ar.H_IN_CHANNELS]))
+
+
+@njit(inline="always", **_JIT)  # returns a view: must inline without NRT
+def gained_input(hdr, f32, frames):
+    return region(f32, 2 * hdr[ar.H_OFF_GAINED], (frames, hdr[ar.H_IN_CHANNELS]))
+
+
+@njit(**_JIT)
+def take_input(hdr, f32, x, f0, frames, has_input):
+    """Fill the raw-input region from the source buffer if there is one, else from ``x``."""
+    n_in = hdr[ar.H_IN_CHANNELS]
+    raw = raw_input(hdr, f32, frames)
+    src_frames = hdr[ar.H_SRC_FRAMES]
+    if src_frames > 0:
+        src = region(f32, 2 * hdr[ar.H_OFF_SRC], (src_frames, n_in))
+        pos = hdr[ar.H_SRC_POS]
+        for n in range(frames):
+            if pos >= src_frames and hdr[ar.H_SRC_LOOP] != 0:
+                pos = 0
+            for c in range(n_in):
+                raw[n, c] = src[pos, c] if pos < src_frames else 0.0
+            if pos < src_frames:
+                pos += 1
+        hdr[ar.H_SRC_POS] = pos
+    elif has_input:
+        x_in = x.shape[1]
+        for n in range(frames):
+            for c in range(n_in):
+                raw[n, c] = x[f0 + n, c] if c < x_in else 0.0
+    else:
+        for n in range(frames):
+            for c in range(n_in):
+                raw[n, c] = 0.0
+
+
+@njit(**_JIT)
+def apply_input_gain(hdr, f64, f32, frames):
+    """Gained = raw * input gain, the gain gliding one-pole towards its target per frame."""
+    params = region(f64, hdr[ar.H_OFF_PARAMS], (ar.N_PARAMS,))
+    post = region(f64, hdr[ar.H_OFF_POST], (ar.POST_FIXED,))
+    raw, out = raw_input(hdr, f32, frames), gained_input(hdr, f32, frames)
+    target, a = params[ar.P_IN_GAIN], params[ar.P_SMOOTH]
+    g = post[ar.S_IN_GAIN]
+    n_in = raw.shape[1]
+    for n in range(frames):
+        g += a * (target - g)
+        for c in range(n_in):
+            out[n, c] = raw[n, c] * g
+    post[ar.S_IN_GAIN] = g
+
+
+@njit(**_JIT)
+def finish_output(hdr, f64, f32, y, f0, frames):
+    """Mix, output gain, DC blocker, ceiling limiter, non-finite guard and meters, in place on ``y``."""
+    n_in, n_out = hdr[ar.H_IN_CHANNELS], y.shape[1]
+    params = region(f64, hdr[ar.H_OFF_PARAMS], (ar.N_PARAMS,))
+    post = region(f64, hdr[ar.H_OFF_POST], (ar.POST_FIXED + ar.POST_PER_OUT * n_out + n_in,))
+    dry = gained_input(hdr, f32, frames)
+    a = params[ar.P_SMOOTH]
+    mix_target = params[ar.P_MIX] * (1.0 - params[ar.P_BYPASS])
+    gain_target = params[ar.P_OUT_GAIN]
+    ceiling, pole, release = params[ar.P_CEILING], params[ar.P_DC_POLE], params[ar.P_LIMIT_RELEASE]
+    mix, gain = post[ar.S_MIX], post[ar.S_OUT_GAIN]
+    dc_on = pole < 1.0
+    limited, nonfinite = 0, 0
+    for o in range(n_out):
+        c = o % n_in
+        base = ar.POST_FIXED + ar.POST_PER_OUT * o
+        x1, y1, lim, peak = post[base], post[base + 1], post[base + 2], 0.0
+        m, g = post[ar.S_MIX], post[ar.S_OUT_GAIN]  # every channel glides the same way
+        for n in range(frames):
+            m += a * (mix_target - m)
+            g += a * (gain_target - g)
+            # In float64, and in this form, so that fully wet (m = 1) and fully dry (m = 0)
+            # are exact: float32 arithmetic on the difference rounded wet by an ulp.
+            v = (m * np.float64(y[f0 + n, o]) + (1.0 - m) * np.float64(dry[n, c])) * g
+            if dc_on:  # y = x - x[-1] + pole * y[-1]
+                x1, v, y1 = v, v - x1 + pole * y1, v - x1 + pole * y1
+            if not np.isfinite(v):
+                v, x1, y1 = 0.0, 0.0, 0.0
+                nonfinite += 1
+            lim += release * (1.0 - lim)
+            mag = abs(v)
+            if mag * lim > ceiling:  # instant attack: never let a sample through above the ceiling
+                lim = ceiling / mag
+                limited += 1
+            v *= lim
+            v = min(max(v, -ceiling), ceiling)  # rounding can leave a hair above
+            y[f0 + n, o] = v
+            peak = max(peak, abs(v))
+        decay = params[ar.P_METER_DECAY] ** frames
+        post[base], post[base + 1], post[base + 2] = x1, y1, lim
+        post[base + 3] = max(post[base + 3] * decay, peak)
+        mix, gain = m, g
+    post[ar.S_MIX], post[ar.S_OUT_GAIN] = mix, gain
+    # input meters
+    decay = params[ar.P_METER_DECAY] ** frames
+    for c in range(n_in):
+        peak = 0.0
+        for n in range(frames):
+            peak = max(peak, abs(dry[n, c]))
+        slot = ar.POST_FIXED + ar.POST_PER_OUT * n_out + c
+        post[slot] = max(post[slot] * decay, peak)
+    hdr[ar.H_LIMITED_SAMPLES] += limited
+    hdr[ar.H_NONFINITE_OUT] += nonfinite
+
+
+@njit(**_JIT)
+def record_duration(hdr, cycles):
+    """Count one callback's duration in the log2 histogram (8 bins per octave of cycles)."""
+    if cycles > hdr[ar.H_CYCLES_MAX]:
+        hdr[ar.H_CYCLES_MAX] = cycles
+    b = int(8.0 * np.log2(max(cycles, 1))) if cycles > 0 else 0
+    hdr[hdr[ar.H_OFF_HIST] + min(b, ar.HIST_BINS - 1)] += 1
