@@ -30,12 +30,24 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except UserError as exc:
         print(f"aether-rt: error: {exc}", file=sys.stderr)
+        _leave_if_audio_abandoned(2)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `aether-rt inspect ... | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _leave_if_audio_abandoned(status: int) -> None:
+    """Exit now if a dead device left a stream that cannot close.
+
+    PortAudio's exit handler (registered by sounddevice) would wait on it forever.
+    """
+    if "aether_rt.audio.stream" in sys.modules and sys.modules["aether_rt.audio.stream"].abandoned():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +73,49 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the phrase (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
     _add_model_commands(sub)
+    _add_live_commands(sub)
     return parser
+
+
+def _add_live_commands(sub: argparse._SubParsersAction) -> None:
+    from aether_rt.commands import live
+
+    show = "(default: %(default)s)"
+    p = sub.add_parser(
+        "run", help="the live effect", description="Run the effect live: input device (or a file, or demo) to output."
+    )
+    p.add_argument(
+        "--input", help="input device (index or name), an audio FILE played live, or demo (default: the default input)"
+    )
+    p.add_argument("--output", help="output device, index or name (default: the default output)")
+    live.add_modulation_args(p, _bounded)
+    p.add_argument("--samplerate", type=_samplerate, help="stream rate in Hz (default: 48000, or the file's)")
+    p.add_argument("--blocksize", type=_blocksize, default=64, help="frames per callback " + show)
+    p.add_argument("--channels", type=_bounded(int, 1, 32, "channel count"), default=2, help="output channels " + show)
+    p.add_argument("--in-channels", type=_bounded(int, 1, 32, "channel count"),
+                   help="input channels (default: as many as the outputs, at most what the device has)")  # fmt: skip
+    p.add_argument("--callback", choices=("cfunc", "python"), default="cfunc",
+                   help="cfunc: compiled, never takes the GIL; python: for debugging " + show)  # fmt: skip
+    p.add_argument("--duration", type=_bounded(float, 0.1, 1e7, "duration"), help="stop after this many seconds")
+    p.add_argument("--loop", action="store_true", help="loop an --input FILE or demo")
+    p.add_argument("--stats", help="write the run's figures as JSON here on exit")
+    p.add_argument("--record", help="save the live input, output and session into this folder (for render --replay)")
+    p.set_defaults(func=live.cmd_run)
+
+    p = sub.add_parser(
+        "render",
+        help="render a file (or demo) through the effect, offline",
+        description="Offline: the same control and audio code, block by block, as fast as possible.",
+    )
+    p.add_argument("input", help="an audio file, or demo")
+    p.add_argument("output", help="the file to write (.wav, .flac, .aiff, .ogg)")
+    live.add_modulation_args(p, _bounded)
+    p.add_argument("--samplerate", type=_samplerate, default=48_000, help="rate of the demo " + show)
+    p.add_argument(
+        "--channels", type=_bounded(int, 1, 32, "channel count"), help="output channels (default: the input's)"
+    )
+    p.add_argument("--replay", help="follow a session recorded by run --record (its folder)")
+    p.set_defaults(func=live.cmd_render)
 
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:

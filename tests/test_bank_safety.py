@@ -60,7 +60,7 @@ def test_unstable_tables_are_refused_on_both_sides(rng: np.random.Generator) -> 
     with pytest.raises(ValueError, match="section 1 is unstable"):
         bank.publish(unstable)
     # Bypassing the checked wrapper: the audio side refuses it too and keeps its table.
-    _kernels.publish(bank.arena.words, bank.arena.f64, np.ascontiguousarray(unstable), 0)
+    _kernels.publish(bank.arena.words, bank.arena.f64, np.ascontiguousarray(unstable), 0, -1)
     bank.process(np.zeros((8, 1), np.float32))
     assert bank.stats().bad_tables == 1
     np.testing.assert_allclose(bank.coeffs_in_use(), good, atol=1e-12)

@@ -1,0 +1,142 @@
+"""Latent-space modulation: z as a pure function of the audio sample clock.
+
+Modes:
+
+* ``spiral``: the fast pair (default z0, z1) circles the centre,
+  ``z_a = c_a + r_a cos(2 pi f_fast t + phi)``, ``z_b = c_b + r_b sin(2 pi f_fast t + phi)``
+  (spatial, phaser-like motion); every other dim drifts on a slow LFO at ``f_slow``,
+  each with its own phase (timbre morphing).
+* ``drift``: every dim follows a slow, smooth, bounded random walk, seeded: a sum of
+  three sines at incommensurate frequencies around ``f_slow`` with seeded phases.
+* ``static``: z is the centre.
+* ``manual``: z is the centre, set only from OSC or the web page.
+
+Which dims are fast and which slow is configurable (swap them and z2/z3 become the
+spatial controls). Rates are in Hz or, with ``sync``, in beats per cycle at
+``tempo_bpm``. ``phase_origin_s`` resets the LFOs' phase (``/aether/reset``). z is always
+clipped to ``[-bound, bound]`` (default 2: the region the model learned).
+
+Time ``t`` is the audio sample clock (frames / rate), never wall time, so the live
+engine and the offline renderer compute the same z.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+Mode = Literal["spiral", "drift", "static", "manual"]
+MODES: tuple[Mode, ...] = ("spiral", "drift", "static", "manual")
+MAX_RATE_HZ = 20.0
+MIN_BEATS, MAX_BEATS = 1.0 / 16.0, 256.0  # with sync: a cycle lasts this many beats
+_DRIFT_RATIOS = (0.61, 1.0, 1.53)  # incommensurate: the sum never repeats audibly
+
+
+@dataclass(frozen=True)
+class Modulation:
+    """Parameters of the latent motion (immutable; replace to change).
+
+    Attributes:
+        mode: ``spiral``, ``drift``, ``static`` or ``manual``.
+        center: the centre point, one value per latent dim.
+        depth: excursion per dim (the spiral's radius on the fast pair).
+        rate_fast_hz: the fast pair's rate in Hz; with ``sync``, beats per cycle (0: stopped).
+        rate_slow_hz: the other dims' rate, likewise.
+        fast_dims: the two dims that circle (the "spatial" pair).
+        sync: rates are beats per cycle at ``tempo_bpm`` instead of Hz.
+        tempo_bpm: tempo for ``sync``.
+        phase_origin_s: sample-clock time at which every LFO has phase zero.
+        bound: z is clipped to ``+-bound``.
+        seed: seed of the drift walk.
+
+    """
+
+    mode: Mode = "spiral"
+    center: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    depth: tuple[float, ...] = (1.0, 1.0, 0.8, 0.8)
+    rate_fast_hz: float = 0.5
+    rate_slow_hz: float = 0.05
+    fast_dims: tuple[int, int] = (0, 1)
+    sync: bool = False
+    tempo_bpm: float = 120.0
+    phase_origin_s: float = 0.0
+    bound: float = 2.0
+    seed: int = 0
+    _drift: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        dims = len(self.center)
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if dims < 1 or len(self.depth) != dims:
+            raise ValueError(
+                f"center and depth need one value per latent dim, got {len(self.center)} and {len(self.depth)}"
+            )
+        if not all(math.isfinite(v) for v in (*self.center, *self.depth)):
+            raise ValueError("center and depth must be finite")
+        if any(d < 0 for d in self.depth):
+            raise ValueError(f"depth must be >= 0, got {self.depth}")
+        a, b = self.fast_dims
+        if dims >= 2 and not (0 <= a < dims and 0 <= b < dims and a != b):
+            raise ValueError(f"fast_dims must be two different dims below {dims}, got {self.fast_dims}")
+        for name in ("rate_fast_hz", "rate_slow_hz"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+            if self.sync and not (value == 0.0 or MIN_BEATS <= value <= MAX_BEATS):
+                raise ValueError(
+                    f"with sync, {name} is beats per cycle: 0 or {MIN_BEATS:g}..{MAX_BEATS:g}, got {value!r}"
+                )
+            if not self.sync and not 0.0 <= value <= MAX_RATE_HZ:
+                raise ValueError(f"{name} must be in [0, {MAX_RATE_HZ:g}] Hz, got {value!r}")
+        if not (math.isfinite(self.tempo_bpm) and 20.0 <= self.tempo_bpm <= 400.0):
+            raise ValueError(f"tempo_bpm must be in [20, 400], got {self.tempo_bpm!r}")
+        if not (math.isfinite(self.bound) and 0.0 < self.bound <= 10.0):
+            raise ValueError(f"bound must be in (0, 10], got {self.bound!r}")
+        rng = np.random.default_rng(self.seed)
+        drift = np.stack([np.array(_DRIFT_RATIOS) * rng.uniform(0.8, 1.25, 3), rng.uniform(0, 2 * np.pi, 3)])
+        object.__setattr__(self, "_drift", np.broadcast_to(drift, (dims, 2, 3)) + rng.uniform(0, 0.3, (dims, 2, 3)))
+
+    @property
+    def latent_dim(self) -> int:
+        """Number of latent dims."""
+        return len(self.center)
+
+    def rates_hz(self) -> tuple[float, float]:
+        """(fast, slow) rates in Hz (converted from beats per cycle when ``sync``)."""
+        if not self.sync:
+            return self.rate_fast_hz, self.rate_slow_hz
+        beat_hz = self.tempo_bpm / 60.0
+        to_hz = lambda beats: beat_hz / beats if beats > 0 else 0.0  # noqa: E731
+        return to_hz(self.rate_fast_hz), to_hz(self.rate_slow_hz)
+
+    def with_phase_reset(self, t_s: float) -> Modulation:
+        """The same motion with every LFO restarting at time ``t_s``."""
+        return replace(self, phase_origin_s=float(t_s))
+
+
+def latent_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
+    """Z at sample-clock time(s) ``t_s``: ``[..., latent_dim]`` float64, within ``+-bound``."""
+    t = np.asarray(t_s, dtype=np.float64)[..., None] - mod.phase_origin_s
+    center, depth = np.asarray(mod.center), np.asarray(mod.depth)
+    if mod.mode in ("static", "manual"):
+        z = np.broadcast_to(center, t.shape[:-1] + center.shape).copy()
+    elif mod.mode == "spiral":
+        fast_hz, slow_hz = mod.rates_hz()
+        dims = np.arange(mod.latent_dim)
+        # Slow dims: one LFO each, phases spread so they never move in lockstep.
+        z = center + depth * np.sin(2 * np.pi * slow_hz * t + dims * (2 * np.pi / max(mod.latent_dim, 1)) + 0.5)
+        if mod.latent_dim >= 2:
+            a, b = mod.fast_dims
+            angle = 2 * np.pi * fast_hz * t[..., 0]
+            z[..., a] = center[a] + depth[a] * np.cos(angle)
+            z[..., b] = center[b] + depth[b] * np.sin(angle)
+    else:  # drift
+        _, slow_hz = mod.rates_hz()
+        ratios, phases = mod._drift[:, 0, :], mod._drift[:, 1, :]
+        walk = np.sin(2 * np.pi * slow_hz * t[..., None] * ratios + phases).mean(axis=-1)  # in [-1, 1], smooth
+        z = center + depth * walk
+    return np.clip(z, -mod.bound, mod.bound)

@@ -1,0 +1,266 @@
+"""The live engine on the JACK dummy server: real stream, real threads, real clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import aether_rt
+from aether_rt.control import ControlState, StateBox
+from aether_rt.engine import Engine, EngineSettings
+from aether_rt.modulation import MAX_RATE_HZ, Modulation
+from aether_rt.record import Session
+from aether_rt.render import render
+from aether_rt.sources import demo_phrase
+
+TESTS = Path(__file__).resolve().parent
+FS = 48_000
+pytestmark = pytest.mark.audio
+# The dummy server's own dropouts vary from one 10 s window to the next on a shared
+# machine (a no-op client alone: 0 to ~50 flags). What these tests catch is the engine
+# waiting on Python: that costs thousands of flags in 10 s (the Python callback beside
+# a hog thread: ~3600).
+SERVER_NOISE_FLAGS = 40
+
+
+@pytest.fixture(scope="module")
+def model():
+    return aether_rt.load_model()
+
+
+def _spiral(rate_fast: float = MAX_RATE_HZ) -> ControlState:
+    return ControlState(modulation=Modulation(mode="spiral", rate_fast_hz=rate_fast, rate_slow_hz=0.5))
+
+
+def _noop_flags(seconds: float, blocksize: int) -> int:
+    """Status flags a no-op client (own process, same GIL-free callback) sees in ``seconds``.
+
+    It runs alone, just before the engine: JACK reports an xrun to every client of the
+    graph, so a reference running beside the engine would also count the engine's.
+    """
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.noop_client", str(seconds), str(blocksize)],
+        capture_output=True, text=True, env=env, cwd=TESTS, timeout=120, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])["status_flags"]
+
+
+def _hog(stop: threading.Event) -> None:
+    while not stop.is_set():  # pure Python: holds the GIL for whole switch intervals
+        sum(i * i for i in range(2000))
+
+
+def _run(model, seconds: float, *, blocksize: int = 64, callback: str = "cfunc", state: ControlState | None = None,
+         record_dir: Path | None = None, hog: bool = False) -> dict:  # fmt: skip
+    source = demo_phrase(FS, seconds=12.0)[:, None]
+    engine = Engine(
+        EngineSettings(samplerate=FS, blocksize=blocksize, callback=callback), model, StateBox(state or _spiral()),
+        source=source, loop=True, record_dir=record_dir,
+    )  # fmt: skip
+    stop = threading.Event()
+    hog_thread = threading.Thread(target=_hog, args=(stop,), daemon=True)
+    if hog:
+        hog_thread.start()
+    try:
+        engine.run(seconds)
+    finally:
+        stop.set()
+    return engine.stats()
+
+
+@pytest.mark.parametrize("blocksize", [64, 128])
+def test_engine_adds_no_xruns_over_a_noop_client(model, blocksize: int, jack_server: None) -> None:
+    reference = _noop_flags(10.0, blocksize)
+    stats = _run(model, 10.0, blocksize=blocksize)
+    print(
+        f"block {blocksize}: engine {stats['xruns']} status flags, no-op client {reference}; "
+        f"callback p99 {stats['callback_us']['p99']:.1f} us, control {stats['control_updates_per_s']:.0f}/s"
+    )
+    assert stats["xruns"] <= 3 * reference + SERVER_NOISE_FLAGS
+    # Up to one table per control tick (500 Hz) and at most one per callback (the clock moves a
+    # block at a time); late wake-ups on a busy machine skip some (benchmarks/bench_engine.py measures).
+    assert stats["control_updates_per_s"] > 0.5 * min(500.0, FS / blocksize)
+    assert stats["nonfinite_output"] == 0 and stats["nan_resets"] == 0
+
+
+def test_live_output_moves_and_replays_offline(model, tmp_path: Path, jack_server: None) -> None:
+    stats = _run(model, 8.0, state=_spiral(rate_fast=4.0), record_dir=tmp_path)
+    live_in, rate = sf.read(tmp_path / "input.wav", dtype="float32", always_2d=True)
+    live_out, _ = sf.read(tmp_path / "output.wav", dtype="float32", always_2d=True)
+    assert rate == FS and live_in.shape[0] == live_out.shape[0] == stats["frames"]
+    assert np.sqrt(np.mean(live_out**2)) > 0.01  # not silent
+
+    # The spectrum moves: the output/input energy ratio per band swings over time
+    # in spiral mode (a static filter would keep it constant).
+    frame = 4800
+    n = live_in.shape[0] // frame
+    bands = np.geomspace(100, 16_000, 9)
+    freqs = np.fft.rfftfreq(frame, 1 / FS)
+
+    def band_db(x: np.ndarray) -> np.ndarray:
+        spec = np.abs(np.fft.rfft(x[: n * frame, 0].reshape(n, frame) * np.hanning(frame), axis=1)) ** 2
+        return np.stack([10 * np.log10(spec[:, (freqs >= lo) & (freqs < hi)].sum(1) + 1e-12)
+                         for lo, hi in itertools.pairwise(bands)], 1)  # fmt: skip
+
+    transfer = band_db(live_out) - band_db(live_in)
+    loud = band_db(live_in) > band_db(live_in).max() - 50
+    swing = np.nanstd(np.where(loud, transfer, np.nan), axis=0)
+    print(f"per-band gain swing over time (dB): {np.round(swing, 2)}")
+    assert np.nanmedian(swing) > 1.0
+
+    # Re-render the recorded performance offline: the same samples.
+    session = Session.load(tmp_path)
+    # Most control ticks reached the audio (a late wake-up of the control thread skips one).
+    assert len(session.adoptions) > 0.8 * stats["frames"] / session.control_frames
+    again = render(live_in, FS, model, _spiral(rate_fast=4.0), out_channels=live_out.shape[1], session=session)
+    err = again.audio - live_out
+    snr_db = 10 * np.log10(np.sum(live_out**2) / max(np.sum(err**2), 1e-30))
+    print(f"live vs re-render: {snr_db:.1f} dB SNR")
+    assert snr_db >= 40.0
+
+
+def test_a_python_hog_thread_hurts_only_the_python_callback(model, jack_server: None) -> None:
+    reference = _noop_flags(10.0, 64)
+    cfunc = _run(model, 10.0, hog=True)
+    python = _run(model, 10.0, callback="python", hog=True)
+    print(f"with a pure-Python hog thread, 10 s each: cfunc {cfunc['xruns']} status flags, "
+          f"python callback {python['xruns']}; no-op client alone {reference}")  # fmt: skip
+    assert cfunc["xruns"] <= 3 * reference + SERVER_NOISE_FLAGS
+    assert python["xruns"] > cfunc["xruns"] + 10
+
+
+def test_control_thread_failures_are_survived(model, jack_server: None, caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine(
+        EngineSettings(samplerate=FS),
+        model,
+        StateBox(_spiral()),
+        source=demo_phrase(FS, seconds=3.0)[:, None],
+        loop=True,
+    )
+    real_step = engine.controller.step
+    calls = {"n": 0}
+
+    def flaky(frame: int, **kw: object) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise RuntimeError("injected failure")
+        if calls["n"] == 400:
+            time.sleep(1.0)  # a stall
+        return real_step(frame, **kw)
+
+    engine.controller.step = flaky  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="aether_rt.engine"):
+        engine.run(6.0)
+    stats = engine.stats()
+    assert stats["control_restarts"] >= 2  # once for the death, once for the stall
+    assert stats["frames"] >= 5.5 * FS  # audio never stopped
+    warnings = [r for r in caplog.records if "control thread" in r.getMessage()]
+    assert len(warnings) == 1 and "injected failure" in warnings[0].getMessage()
+
+
+# --- the command line, as a user runs it --------------------------------------------
+
+
+def _cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aether_rt", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "JACK_NO_START_SERVER": "1", **(env or {})})  # fmt: skip
+
+
+def test_run_writes_its_figures(tmp_path: Path, jack_server: None) -> None:
+    stats = tmp_path / "stats.json"
+    done = _cli("run", "--input", "demo", "--duration", "3", "--mode", "drift", "--stats", str(stats))
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(stats.read_text())
+    for key in ("xruns", "callbacks", "callback_us", "control_updates_per_s", "nan_resets", "clip_events", "latency_s"):
+        assert key in figures
+    assert set(figures["callback_us"]) == {"p50", "p99", "max"}
+    assert figures["callbacks"] > 2.5 * FS / 64 and figures["latency_s"]["output"] > 0
+
+
+def test_ctrl_c_stops_cleanly_within_a_second(tmp_path: Path, jack_server: None) -> None:
+    stats = tmp_path / "stats.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--stats", str(stats)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JACK_NO_START_SERVER": "1"},
+    )
+    assert "Ctrl-C stops" in proc.stderr.readline()
+    time.sleep(1.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=10)
+    assert time.monotonic() - sent < 1.0
+    assert proc.returncode == 0 and json.loads(stats.read_text())["callbacks"] > 0
+    assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--output", "no-such-card", "--duration", "1"], "no output device matches 'no-such-card'"),
+        (["run", "--input", "no-such-card", "--duration", "1"], "no input device matches"),
+        (["run", "--input", "demo", "--samplerate", "44100", "--duration", "1"], "could not open"),
+        (["run", "--z", "1,2", "--duration", "1"], "latent space has 4"),
+        (["run", "--mode", "spiral", "--rate-fast", "99"], "fast rate must be"),
+    ],
+)
+def test_run_mistakes_exit_2_with_a_message(args: list[str], message: str, jack_server: None) -> None:
+    done = _cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_no_audio_device_is_a_clear_error() -> None:
+    done = _cli("run", "--duration", "1", env={"JACK_DEFAULT_SERVER": "aether-no-such-server"})
+    assert done.returncode == 2
+    assert "no audio" in done.stderr and "jackd" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_device_that_vanishes_mid_run_is_reported(tmp_path: Path) -> None:
+    """A private JACK server, killed under a running engine."""
+    name = "aether-vanish"
+    server = subprocess.Popen(
+        [shutil.which("jackd"), "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        env = {**os.environ, "JACK_NO_START_SERVER": "1", "JACK_DEFAULT_SERVER": name}
+        deadline = time.monotonic() + 10
+        while (
+            subprocess.run(["jack_wait", "-c", "-s", name], capture_output=True, text=True).stdout.strip() != "running"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        proc = subprocess.Popen([sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--blocksize",
+                                 "256"], stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        assert "Ctrl-C stops" in proc.stderr.readline()
+        time.sleep(1.0)
+    finally:
+        server.kill()
+        server.wait()
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 2, err
+    assert "stopped delivering audio" in err and "Traceback" not in err
+
+
+def test_mono_input_device_to_stereo_output(model, jack_server: None) -> None:
+    engine = Engine(EngineSettings(samplerate=FS, out_channels=2, in_channels=1), model, StateBox(_spiral()))
+    engine.run(1.0)
+    layout = engine.bank.arena.layout
+    assert (layout.ins, layout.outs, layout.n_channels) == (1, 2, 1)
+    assert engine.stats()["callbacks"] > 0

@@ -1,0 +1,112 @@
+"""Modulation: z as a pure function of the sample clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aether_rt.modulation import MAX_RATE_HZ, Modulation, latent_at
+
+T = np.arange(0, 40.0, 0.01)
+
+
+def test_spiral_circles_the_centre_on_the_fast_pair() -> None:
+    mod = Modulation(mode="spiral", center=(0.3, -0.2, 0.0, 0.0), depth=(0.7, 0.7, 0.5, 0.5), rate_fast_hz=2.0)
+    z = latent_at(mod, T)
+    radius = np.hypot(z[:, 0] - 0.3, z[:, 1] + 0.2)
+    np.testing.assert_allclose(radius, 0.7, atol=1e-12)
+    # angle advances 2 pi * 2 Hz per second
+    angle = np.unwrap(np.arctan2(z[:, 1] + 0.2, z[:, 0] - 0.3))
+    np.testing.assert_allclose(np.diff(angle), 2 * np.pi * 2.0 * 0.01, atol=1e-9)
+
+
+def test_spiral_slow_dims_move_slowly_and_differently() -> None:
+    mod = Modulation(mode="spiral", rate_fast_hz=5.0, rate_slow_hz=0.05)
+    z = latent_at(mod, T)
+    slow_speed = np.abs(np.diff(z[:, 2:], axis=0)).max() / 0.01
+    fast_speed = np.abs(np.diff(z[:, :2], axis=0)).max() / 0.01
+    assert slow_speed <= 2 * np.pi * 0.05 * 0.8 + 1e-9  # depth 0.8 at 0.05 Hz
+    assert fast_speed > 20 * slow_speed
+    assert np.abs(z[:, 2] - z[:, 3]).max() > 0.3  # not in lockstep
+    assert np.ptp(z[:, 2]) > 1.0  # but they do move over 40 s
+
+
+def test_swapping_fast_dims_makes_z2_z3_spatial() -> None:
+    mod = Modulation(mode="spiral", fast_dims=(2, 3), rate_fast_hz=3.0, depth=(0.5, 0.5, 1.0, 1.0))
+    z = latent_at(mod, T)
+    np.testing.assert_allclose(np.hypot(z[:, 2], z[:, 3]), 1.0, atol=1e-12)
+    assert np.abs(np.diff(z[:, 0])).max() < np.abs(np.diff(z[:, 2])).max() / 10
+
+
+def test_static_and_manual_hold_the_centre() -> None:
+    for mode in ("static", "manual"):
+        z = latent_at(Modulation(mode=mode, center=(1.0, -1.5, 0.5, 0.0)), T)
+        np.testing.assert_array_equal(z, np.tile([1.0, -1.5, 0.5, 0.0], (T.size, 1)))
+
+
+def test_drift_is_smooth_bounded_seeded_and_different_per_dim() -> None:
+    mod = Modulation(mode="drift", depth=(1.0,) * 4, rate_slow_hz=0.1, seed=3)
+    z = latent_at(mod, np.arange(0, 200.0, 0.01))
+    assert np.abs(z).max() <= 1.0 + 1e-12
+    assert (
+        np.abs(np.diff(z, axis=0)).max() < 2 * np.pi * 0.1 * 2.0 * 0.01
+    )  # no jumps: the fastest component is < 2x the rate
+    np.testing.assert_array_equal(z, latent_at(Modulation(mode="drift", depth=(1.0,) * 4, rate_slow_hz=0.1, seed=3),
+                                               np.arange(0, 200.0, 0.01)))  # fmt: skip
+    other = latent_at(Modulation(mode="drift", depth=(1.0,) * 4, rate_slow_hz=0.1, seed=4), np.arange(0, 200.0, 0.01))
+    assert np.abs(other - z).max() > 0.5
+    corr = np.corrcoef(z.T)
+    assert np.abs(corr[np.triu_indices(4, 1)]).max() < 0.9
+    assert np.ptp(z, axis=0).min() > 0.8  # every dim wanders
+
+
+def test_sync_converts_beats_per_cycle_to_hz() -> None:
+    mod = Modulation(rate_fast_hz=1.0, rate_slow_hz=16.0, sync=True, tempo_bpm=120.0)
+    assert mod.rates_hz() == pytest.approx((2.0, 0.125))
+    # one cycle per beat at 120 BPM: back where it started after 0.5 s
+    np.testing.assert_allclose(latent_at(mod, 0.5)[:2], latent_at(mod, 0.0)[:2], atol=1e-12)
+
+
+def test_phase_reset_restarts_every_lfo() -> None:
+    mod = Modulation(rate_fast_hz=1.3, rate_slow_hz=0.2)
+    reset = mod.with_phase_reset(7.25)
+    np.testing.assert_allclose(latent_at(reset, 7.25 + T), latent_at(mod, T), atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    center=st.lists(st.floats(-10, 10), min_size=4, max_size=4),
+    depth=st.lists(st.floats(0, 10), min_size=4, max_size=4),
+    rate=st.floats(0, MAX_RATE_HZ),
+    bound=st.floats(0.1, 10),
+    mode=st.sampled_from(["spiral", "drift", "static", "manual"]),
+    t=st.floats(-1e6, 1e6),
+)
+def test_z_never_leaves_the_bound(center, depth, rate, bound, mode, t) -> None:
+    mod = Modulation(mode=mode, center=tuple(center), depth=tuple(depth), rate_fast_hz=rate, rate_slow_hz=rate,
+                     bound=bound)  # fmt: skip
+    z = latent_at(mod, t)
+    assert np.all(np.isfinite(z)) and np.abs(z).max() <= bound
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "wobble"}, "mode must be one of"),
+        ({"center": (0.0, 0.0)}, "one value per latent dim"),
+        ({"center": (float("nan"), 0.0, 0.0, 0.0)}, "finite"),
+        ({"depth": (-1.0, 1.0, 1.0, 1.0)}, "depth must be >= 0"),
+        ({"fast_dims": (1, 1)}, "two different dims"),
+        ({"fast_dims": (0, 4)}, "two different dims"),
+        ({"rate_fast_hz": 50.0}, "rate_fast_hz must be in"),
+        ({"rate_slow_hz": float("inf")}, "rate_slow_hz must be finite"),
+        ({"rate_fast_hz": 1000.0, "sync": True}, "beats per cycle"),
+        ({"tempo_bpm": 5.0}, "tempo_bpm"),
+        ({"bound": 0.0}, "bound must be"),
+    ],
+)
+def test_bad_parameters_are_refused_with_a_reason(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Modulation(**kwargs)
