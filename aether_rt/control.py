@@ -176,9 +176,25 @@ class TableDesigner:
         """Tables ``[n, n_filters, 5]`` for ``n`` latent points (offline: many ticks at once)."""
         return np.asarray(self._batch(np.asarray(z, np.float32)), dtype=np.float64)
 
-    def warmup(self) -> None:
+    def padded(self, z: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
+        """Tables for ``n`` points, computed as a batch of the smallest of ``sizes`` >= n.
+
+        A fixed set of shapes, so a live caller with a varying count never makes JAX
+        compile again (compile them ahead with :meth:`warmup`).
+        """
+        n = z.shape[0]
+        if n == 1:
+            return self(z[0])[None]
+        size = min(s for s in sizes if s >= n)
+        full = np.zeros((size, self.latent_dim), np.float32)
+        full[:n] = z
+        return self.batch(full)[:n]
+
+    def warmup(self, batch_sizes: tuple[int, ...] = ()) -> None:
         """Compile (or load from JAX's persistent cache) before any audio runs."""
         self(np.zeros(self.latent_dim))
+        for size in batch_sizes:
+            self.batch(np.zeros((size, self.latent_dim)))
 
 
 def enable_compilation_cache() -> None:
@@ -214,7 +230,13 @@ def stage_params(state: ControlState, sample_rate_hz: float) -> dict[int, float]
 
 
 class Controller:
-    """Publishes the table and parameter targets for each control tick of the sample clock.
+    """Publishes the tables and parameter targets for the control ticks of the sample clock.
+
+    Each step keeps tables published ``lookahead`` ticks ahead of the frame counter:
+    the audio side adopts each one when its tick is due, so a control thread held off
+    for a while (a busy interpreter, a slow machine) leaves the motion intact for that
+    long. A state change republishes from the current tick: the newer tables supersede
+    the queued ones.
 
     Args:
         bank: the bank (its arena) to publish to.
@@ -222,21 +244,33 @@ class Controller:
         box: the control state.
         sample_rate_hz: the stream's rate.
         control_frames: frames per control tick (the ramp length too).
+        lookahead: ticks published ahead (0: only the current one).
 
     """
 
     def __init__(
-        self, bank: BiquadBank, designer: TableDesigner, box: StateBox, sample_rate_hz: float, control_frames: int
+        self,
+        bank: BiquadBank,
+        designer: TableDesigner,
+        box: StateBox,
+        sample_rate_hz: float,
+        control_frames: int,
+        lookahead: int = 0,
     ) -> None:
         self.bank, self.designer, self.box = bank, designer, box
         self.sample_rate_hz, self.control_frames = float(sample_rate_hz), int(control_frames)
-        self.last_tick = -1
+        self.lookahead = int(lookahead)
+        #: batch shapes the designer runs (steady state publishes 1 or 2 tables a step)
+        self.batch_sizes = tuple(sorted({2, self.lookahead + 1})) if self.lookahead else (1,)
+        if bank.arena.layout.ring_size < 2 * (self.lookahead + 1) + 2:
+            raise ValueError(f"a lookahead of {lookahead} ticks needs a ring of {2 * (self.lookahead + 1) + 2} slots")
+        self.last_tick = -1  # the furthest tick published
         self.last_version = -1
         self.last_z = np.zeros(designer.latent_dim)
-        self.updates = 0
+        self.updates = 0  # tables published
         self.step_us: deque[float] = deque(maxlen=20_000)
-        self.log_states = False  # keep (tag, state) at every change (for recordings)
-        self.state_log: list[tuple[int, dict[str, Any]]] = []
+        self.log_states = False  # keep (first sequence, tick, state) at every change (for recordings)
+        self.state_log: list[tuple[int, int, dict[str, Any]]] = []
         self._publish_lock = threading.Lock()  # among control threads only; audio never takes it
 
     def tick_of(self, frame: int) -> int:
@@ -244,29 +278,38 @@ class Controller:
         return (int(frame) // self.control_frames) * self.control_frames
 
     def step(self, frame: int, *, ramp_frames: int | None = None, owner: Callable[[], bool] | None = None) -> bool:
-        """Publish the table for the tick of ``frame`` if the tick or the state changed.
+        """Publish what is missing up to ``lookahead`` ticks past the tick of ``frame``.
 
-        Returns whether it published. ``owner`` (for the threaded case) is asked, under
-        the publish lock, whether the caller is still the one allowed to publish.
+        Everything from the current tick when the state changed. Returns whether it
+        published. ``ramp_frames`` sets the first table's ramp (default: one control
+        period). ``owner`` (the threaded case) is asked, under the publish lock, whether
+        the caller is still the one allowed to publish.
         """
+        cf = self.control_frames
         tick, version = self.tick_of(frame), self.box.version
-        if tick == self.last_tick and version == self.last_version:
+        horizon = tick + self.lookahead * cf
+        changed = version != self.last_version
+        if not changed and self.last_tick >= horizon:
             return False
         started = time.perf_counter()
         state = self.box.state
-        z = latent_at(state.modulation, tick / self.sample_rate_hz)
-        table = self.designer(z)
+        first = tick if changed else max(self.last_tick + cf, tick)
+        ticks = np.arange(first, horizon + 1, cf)
+        z = latent_at(state.modulation, ticks / self.sample_rate_hz)
+        tables = self.designer.padded(z, self.batch_sizes)
         with self._publish_lock:
             if owner is not None and not owner():
                 return False
-            if version != self.last_version:
+            if changed:
                 self.write_params(state)
                 if self.log_states:
-                    self.state_log.append((tick, state.to_dict()))
-            ramp = self.control_frames if ramp_frames is None else ramp_frames
-            self.bank.publish_trusted(table, ramp, tick)
-            self.last_tick, self.last_version, self.last_z = tick, version, z
-            self.updates += 1
+                    seq = int(self.bank.arena.words[ar.H_PUBLISHED])
+                    self.state_log.append((seq, int(first), state.to_dict()))
+            for i, t in enumerate(ticks):
+                ramp = cf if (i > 0 or ramp_frames is None) else ramp_frames
+                self.bank.publish_trusted(tables[i], ramp, int(t))
+            self.last_tick, self.last_version, self.last_z = int(ticks[-1]), version, z[0]
+            self.updates += len(ticks)
         self.step_us.append((time.perf_counter() - started) * 1e6)
         return True
 

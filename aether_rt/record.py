@@ -2,10 +2,10 @@
 
 A :class:`Recorder` thread drains the arena's tap (every input and output frame, as
 the callback saw and produced them) into ``DIR/input.wav`` and ``DIR/output.wav``
-(float32), and the adoption log (which table, by control tick, was adopted at which
-frame) into memory. On :meth:`Recorder.finish` it writes ``DIR/session.json``: rate,
-block size, control period, channels, model, every control-state change (by tick)
-and every adoption. ``aether-rt render DIR/input.wav OUT --replay DIR`` follows it
+(float32), and the adoption log (which table, by publish sequence and control tick, was
+adopted at which frame) into memory. On :meth:`Recorder.finish` it writes ``DIR/session.json``: rate,
+block size, control period, channels, model, every control-state change (with the
+first sequence published under it) and every adoption. ``aether-rt render DIR/input.wav OUT --replay DIR`` follows it
 (:class:`Session`), so the render is what was played.
 """
 
@@ -53,7 +53,7 @@ class Recorder(threading.Thread):
             raise UserError(f"cannot record into {str(folder)!r}: {exc}", "give a writable folder") from None
         self._tap_read = 0
         self._adopt_read = 0
-        self.adoptions: list[tuple[int, int]] = []
+        self.adoptions: list[tuple[int, int, int]] = []
         self.lost_frames = 0
         self.lost_adoptions = 0
         self._finish = threading.Event()
@@ -85,8 +85,8 @@ class Recorder(threading.Thread):
             self.lost_adoptions += logged - self._adopt_read - cap
             self._adopt_read = logged - cap
         for i in range(self._adopt_read, logged):
-            tag, frame = self.arena.adopt_log[i % cap]
-            self.adoptions.append((int(tag), int(frame)))
+            seq, tag, frame = self.arena.adopt_log[i % cap]
+            self.adoptions.append((int(seq), int(tag), int(frame)))
         self._adopt_read = logged
 
     def finish(self) -> Path:
@@ -100,7 +100,7 @@ class Recorder(threading.Thread):
         session = {
             "format": SESSION_FORMAT,
             **self.info,
-            "states": [{"tag": t, "state": s} for t, s in self.controller.state_log],
+            "states": [{"seq": q, "tick": t, "state": s} for q, t, s in self.controller.state_log],
             "adoptions": self.adoptions,
             "lost_frames": self.lost_frames,
             "lost_adoptions": self.lost_adoptions,
@@ -117,8 +117,8 @@ class Session:
     sample_rate: float
     blocksize: int
     control_frames: int
-    adoptions: list[tuple[int, int]]
-    states: list[tuple[int, ControlState]]
+    adoptions: list[tuple[int, int, int]]  # (sequence, tag, frame)
+    states: list[tuple[int, ControlState]]  # (first sequence published under it, state)
     info: dict[str, Any]
 
     @classmethod
@@ -138,8 +138,8 @@ class Session:
                 sample_rate=float(data["sample_rate"]),
                 blocksize=int(data["blocksize"]),
                 control_frames=int(data["control_frames"]),
-                adoptions=[(int(t), int(f)) for t, f in data["adoptions"]],
-                states=[(int(s["tag"]), ControlState.from_dict(s["state"])) for s in data["states"]],
+                adoptions=[(int(q), int(t), int(f)) for q, t, f in data["adoptions"]],
+                states=[(int(s["seq"]), ControlState.from_dict(s["state"])) for s in data["states"]],
                 info=data,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:

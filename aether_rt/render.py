@@ -186,37 +186,38 @@ def _render_session(
 
 
 class _SessionPlan:
-    """Replays a live session: state changes by tag, table adoptions by frame."""
+    """Replays a live session: states by publish sequence, table adoptions by frame."""
 
-    def __init__(self, adoptions: list[tuple[int, int]], states: list[tuple[int, ControlState]]) -> None:
-        self.adoptions = sorted(adoptions, key=lambda a: a[1])
+    def __init__(self, adoptions: list[tuple[int, int, int]], states: list[tuple[int, ControlState]]) -> None:
+        self.adoptions = sorted(adoptions, key=lambda a: a[2])
         self.states = sorted(states, key=lambda s: s[0])
         self.next_adoption = 0
         self.first = True
 
-    def state_at(self, tag: int) -> ControlState:
+    def state_at(self, seq: int) -> ControlState:
+        """The state the table of publish sequence ``seq`` was computed from."""
         current = self.states[0][1]
-        for t, s in self.states:
-            if t <= tag:
-                current = s
-            else:
+        for first_seq, state in self.states:
+            if first_seq > seq:
                 break
+            current = state
         return current
 
     def before_block(
         self, start: int, bank: BiquadBank, designer: TableDesigner, fs: float, control_frames: int
     ) -> None:
         """Publish, as live did, every table that was adopted at frame ``start``."""
-        while self.next_adoption < len(self.adoptions) and self.adoptions[self.next_adoption][1] <= start:
-            tag, frame = self.adoptions[self.next_adoption]
+        while self.next_adoption < len(self.adoptions) and self.adoptions[self.next_adoption][2] <= start:
+            seq, tag, frame = self.adoptions[self.next_adoption]
             self.next_adoption += 1
             if frame < start:
                 continue  # adopted mid-block in a host with variable blocks: cannot be placed
-            state = self.state_at(tag)
+            state = self.state_at(seq)
             for slot, value in stage_params(state, fs).items():
                 bank.arena.params[slot] = value
             z = latent_at(state.modulation, tag / fs)
-            bank.publish(designer(z), ramp_frames=0 if self.first else control_frames, tag=tag)
+            # Tag -1: due at once here (live, it was due when adopted).
+            bank.publish(designer(z), ramp_frames=0 if self.first else control_frames, tag=-1)
             self.first = False
 
 

@@ -255,3 +255,30 @@ def test_smoothing_removes_zipper_noise() -> None:
     reduction_db = 10 * np.log10(energy_above_10k(glide(0)) / energy_above_10k(glide(None)))
     print(f"zipper: {reduction_db:.1f} dB less energy above 10 kHz with per-frame smoothing than with per-block steps")
     assert reduction_db >= 40.0
+
+
+def test_tables_published_ahead_wait_until_due_and_newer_ones_supersede() -> None:
+    """The control thread's lookahead: a table tagged with frame t is adopted at the
+    first block starting at or after t; among due tables the newest published wins."""
+    fs = 48_000.0
+
+    def table(gain_db: float) -> np.ndarray:
+        return bq.peaking_coeffs(np.array([1000.0]), np.array([1.0]), np.array([gain_db]), fs)
+
+    bank = BiquadBank(1, 1, ring_size=16, max_frames=64)
+    block = np.zeros((64, 1), np.float32)
+    for tag, gain in [(0, 1.0), (96, 2.0), (192, 3.0), (288, 4.0)]:
+        bank.publish(table(gain), ramp_frames=0, tag=tag)
+    seen = []
+    for _ in range(6):  # blocks start at frames 0, 64, 128, 192, 256, 320
+        bank.process(block)
+        seen.append(next(g for g in (1.0, 2.0, 3.0, 4.0) if np.allclose(bank.coeffs_in_use(), table(g))))
+    assert seen == [1.0, 1.0, 2.0, 3.0, 3.0, 4.0]
+    # A state change republishes from a tick already due: it supersedes what was queued.
+    bank.publish(table(5.0), ramp_frames=0, tag=500)  # queued, due at 500
+    bank.publish(table(6.0), ramp_frames=0, tag=384)  # newer, due now (next block starts at 384)
+    bank.process(block)
+    assert np.allclose(bank.coeffs_in_use(), table(6.0))
+    bank.process(block)  # frame 448: the older tag-500 table is not due yet, and later it is older than 6.0's
+    bank.process(block)  # frame 512
+    assert np.allclose(bank.coeffs_in_use(), table(6.0))

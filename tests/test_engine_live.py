@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers.hog import hog as spin_python
 
 import aether_rt
 from aether_rt.control import ControlState, StateBox
@@ -58,11 +59,6 @@ def _noop_flags(seconds: float, blocksize: int) -> int:
     return json.loads(done.stdout.strip().splitlines()[-1])["status_flags"]
 
 
-def _hog(stop: threading.Event) -> None:
-    while not stop.is_set():  # pure Python: holds the GIL for whole switch intervals
-        sum(i * i for i in range(2000))
-
-
 def _run(model, seconds: float, *, blocksize: int = 64, callback: str = "cfunc", state: ControlState | None = None,
          record_dir: Path | None = None, hog: bool = False) -> dict:  # fmt: skip
     source = demo_phrase(FS, seconds=12.0)[:, None]
@@ -71,7 +67,7 @@ def _run(model, seconds: float, *, blocksize: int = 64, callback: str = "cfunc",
         source=source, loop=True, record_dir=record_dir,
     )  # fmt: skip
     stop = threading.Event()
-    hog_thread = threading.Thread(target=_hog, args=(stop,), daemon=True)
+    hog_thread = threading.Thread(target=spin_python, args=(stop,), daemon=True)
     if hog:
         hog_thread.start()
     try:
@@ -190,7 +186,7 @@ def test_run_writes_its_figures(tmp_path: Path, jack_server: None) -> None:
     assert figures["callbacks"] > 2.5 * FS / 64 and figures["latency_s"]["output"] > 0
 
 
-def test_ctrl_c_stops_cleanly_within_a_second(tmp_path: Path, jack_server: None) -> None:
+def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jack_server: None) -> None:
     stats = tmp_path / "stats.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--stats", str(stats)],
@@ -200,6 +196,12 @@ def test_ctrl_c_stops_cleanly_within_a_second(tmp_path: Path, jack_server: None)
     )
     assert "Ctrl-C stops" in proc.stderr.readline()
     time.sleep(1.5)
+    proc.send_signal(signal.SIGUSR1)  # print the figures now
+    guard = threading.Timer(20.0, proc.kill)  # a missing report must fail the test, not hang it
+    guard.start()
+    report = proc.stderr.readline()
+    guard.cancel()
+    assert "xruns" in report and "callback p50" in report and "control" in report, report
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)

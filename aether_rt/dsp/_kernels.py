@@ -95,12 +95,28 @@ def _publish(hdr, f64, table, ramp_frames, tag):
 
 @njit(**_JIT)
 def _adopt_newest(hdr, f64, frames):
-    """Consumer side of the hand-off: start a ramp towards the newest published table."""
+    """Consumer side of the hand-off: start a ramp towards the newest table that is due.
+
+    A table is due when its tag (the sample-clock frame it was computed for; -1: at
+    once) is at or before this block's first frame. Tables published ahead of time (the
+    control thread's lookahead) wait in the ring until due; among due tables the newest
+    published wins, so a table republished after a state change supersedes the one
+    queued before it for the same tick.
+    """
     published = load_acquire(hdr, ar.H_PUBLISHED)
-    if published == hdr[ar.H_CONSUMED]:
+    consumed = hdr[ar.H_CONSUMED]
+    if published == consumed:
         return
     ring_size, n = hdr[ar.H_RING_SIZE], hdr[ar.H_N_SECTIONS]
-    slot = (published - 1) % ring_size
+    now = hdr[ar.H_FRAMES]
+    # Sequences older than published - ring_size + 1 may be overwritten by the producer.
+    lowest = max(consumed, published - ring_size + 1)
+    seq = published - 1
+    while seq >= lowest and hdr[hdr[ar.H_OFF_RING_TAG] + seq % ring_size] > now:
+        seq -= 1
+    if seq < lowest:
+        return  # nothing due yet
+    slot = seq % ring_size
     base = hdr[ar.H_OFF_RING] + slot * n * _NC
     stage = _table(hdr, f64, ar.H_OFF_STAGE, _NC)
     for k in range(n):
@@ -108,12 +124,13 @@ def _adopt_newest(hdr, f64, frames):
             stage[k, j] = f64[base + k * _NC + j]
     ramp = hdr[hdr[ar.H_OFF_RING_RAMP] + slot]
     tag = hdr[hdr[ar.H_OFF_RING_TAG] + slot]
-    # Table `published - 1 + ring_size` reuses our slot; if the producer may have
-    # started writing it while we copied, the copy could be torn: retry next block.
-    if load_acquire(hdr, ar.H_PUBLISHED) - published >= ring_size - 1:
+    # Table `seq + ring_size` reuses our slot; the producer starts writing it once
+    # `published` reaches that number. If it may have done so while we copied, the copy
+    # could be torn: retry next block.
+    if load_acquire(hdr, ar.H_PUBLISHED) - seq >= ring_size:
         hdr[ar.H_TORN_READS] += 1
         return
-    hdr[ar.H_CONSUMED] = published
+    hdr[ar.H_CONSUMED] = seq + 1
     if not _table_ok(stage):
         hdr[ar.H_BAD_TABLES] += 1
         return
@@ -136,9 +153,8 @@ def _adopt_newest(hdr, f64, frames):
     hdr[ar.H_TABLES_APPLIED] += 1
     hdr[ar.H_LAST_TAG] = tag
     # The adoption log lets a recorded live run be re-rendered with the very same timing.
-    entry = hdr[ar.H_ADOPT_WRITTEN] % hdr[ar.H_ADOPT_CAPACITY]
-    hdr[hdr[ar.H_OFF_ADOPT] + 2 * entry] = tag
-    hdr[hdr[ar.H_OFF_ADOPT] + 2 * entry + 1] = hdr[ar.H_FRAMES]
+    entry = hdr[ar.H_OFF_ADOPT] + ar.ADOPT_FIELDS * (hdr[ar.H_ADOPT_WRITTEN] % hdr[ar.H_ADOPT_CAPACITY])
+    hdr[entry], hdr[entry + 1], hdr[entry + 2] = seq, tag, hdr[ar.H_FRAMES]
     hdr[ar.H_ADOPT_WRITTEN] += 1
 
 

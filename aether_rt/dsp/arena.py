@@ -27,7 +27,7 @@ import numpy as np
 from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
 from aether_rt.dsp.svf import N_SVF, svf_table
 
-MAGIC = 0x41455448_45520003  # "AETHER" + layout version 3
+MAGIC = 0x41455448_45520004  # "AETHER" + layout version 4
 
 # --- header slots (int64 indices) -------------------------------------------------
 H_MAGIC = 0
@@ -79,7 +79,8 @@ H_OFF_RING_TAG = 48  # i64 [ring]          sample-clock tag of each table (contr
 H_LAST_TAG = 49  # tag of the table in use (audio)
 H_ADOPT_CAPACITY = 50  # entries in the adoption log
 H_ADOPT_WRITTEN = 51  # adoptions logged so far (monotonic)
-H_OFF_ADOPT = 52  # i64 [capacity, 2]          (tag, frame at which it was adopted)
+H_OFF_ADOPT = 52  # i64 [capacity, 3]          (sequence, tag, frame at which it was adopted)
+ADOPT_FIELDS = 3
 H_OFF_RAW = 53  # f32 [max_frames, in]          the block's input (device or source)
 H_OFF_GAINED = 54  # f32 [max_frames, in]       the input after the input gain
 H_OFF_PARAMS = 55  # f64 [N_PARAMS]            parameter targets (control thread)
@@ -137,7 +138,7 @@ class ArenaLayout:
         out_channels: channels written per frame to the output.
         tap_frames: capacity of the recording tap in frames (0: none).
         source_frames: frames of a source played instead of the device input (0: none).
-        adopt_capacity: entries of the adoption log (tag, frame) ring.
+        adopt_capacity: entries of the adoption log ring: (sequence, tag, frame) per adopted table.
 
     """
 
@@ -190,7 +191,7 @@ class ArenaLayout:
             (H_OFF_FLAGS, c),
             (H_OFF_TAP, (self.tap_frames * (self.ins + self.outs) + 1) // 2),
             (H_OFF_RING_TAG, self.ring_size),
-            (H_OFF_ADOPT, 2 * self.adopt_capacity),
+            (H_OFF_ADOPT, ADOPT_FIELDS * self.adopt_capacity),
             (H_OFF_RAW, (self.max_frames * self.ins + 1) // 2),
             (H_OFF_GAINED, (self.max_frames * self.ins + 1) // 2),
             (H_OFF_PARAMS, N_PARAMS),
@@ -252,7 +253,8 @@ class Arena:
         self.cur[:] = svf_table(identity_coeffs(n))
         self.target[:] = self.cur
         self.ring_tag = self.words[h[H_OFF_RING_TAG] : h[H_OFF_RING_TAG] + layout.ring_size]
-        self.adopt_log = self.words[h[H_OFF_ADOPT] : h[H_OFF_ADOPT] + 2 * layout.adopt_capacity].reshape(-1, 2)
+        adopt = slice(h[H_OFF_ADOPT], h[H_OFF_ADOPT] + ADOPT_FIELDS * layout.adopt_capacity)
+        self.adopt_log = self.words[adopt].reshape(-1, ADOPT_FIELDS)
         self.params = self.f64[h[H_OFF_PARAMS] : h[H_OFF_PARAMS] + N_PARAMS]
         post = int(h[H_OFF_POST])
         self.post = self.f64[post : post + POST_FIXED + POST_PER_OUT * layout.outs + layout.ins]
