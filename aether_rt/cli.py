@@ -117,6 +117,10 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay", help="follow a session recorded by run --record (its folder)")
     p.set_defaults(func=live.cmd_render)
 
+    p = sub.add_parser("presets", help="list the presets", description="List the presets: name and description.")
+    p.add_argument("--preset-dir", action="append", default=[], help="also look here, first (repeatable)")
+    p.set_defaults(func=live.cmd_presets)
+
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     from aether_rt.commands import model as m

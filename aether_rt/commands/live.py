@@ -16,45 +16,87 @@ DEMO_SECONDS = 12.0
 
 
 def add_modulation_args(p: argparse.ArgumentParser, bounded: Any) -> None:
-    """The flags ``run`` and ``render`` share (how z moves, mix and gains)."""
+    """The flags ``run`` and ``render`` share (how z moves, mix and gains).
+
+    Each overrides the preset's value when given; without a preset the defaults apply.
+    """
     from aether_rt.modulation import MAX_RATE_HZ, MODES
 
-    show = "(default: %(default)s)"
-    p.add_argument("--mode", choices=MODES, default="spiral", help="how z moves " + show)
+    p.add_argument("--preset", help="a preset name (see `aether-rt presets`) or a YAML file; flags override it")
+    p.add_argument("--preset-dir", action="append", default=[], help="look for presets here first (repeatable)")
+    p.add_argument("--mode", choices=MODES, help="how z moves (default: spiral)")
     p.add_argument("--z", help="the centre point, comma-separated (in static mode, the point itself); default 0")
-    p.add_argument("--depth", type=bounded(float, 0.0, 4.0, "depth"), default=1.0,
-                   help="radius of the fast pair's circle (the slow dims move 0.8x this) " + show)  # fmt: skip
-    p.add_argument("--rate-fast", type=bounded(float, 0.0, MAX_RATE_HZ, "fast rate"), default=0.5,
-                   help="the fast pair's rate in Hz (beats per cycle with --sync) " + show)  # fmt: skip
-    p.add_argument("--rate-slow", type=bounded(float, 0.0, MAX_RATE_HZ, "slow rate"), default=0.05,
-                   help="the slow dims' rate in Hz (beats per cycle with --sync) " + show)  # fmt: skip
-    p.add_argument("--sync", action="store_true", help="rates are beats per cycle at --tempo")
-    p.add_argument("--tempo", type=bounded(float, 20.0, 400.0, "tempo"), default=120.0, help="BPM for --sync " + show)
-    p.add_argument("--mix", type=bounded(float, 0.0, 1.0, "mix"), default=1.0, help="0 dry .. 1 wet " + show)
-    p.add_argument("--input-gain", type=bounded(float, -60.0, 24.0, "input gain"), default=0.0, help="dB " + show)
-    p.add_argument("--output-gain", type=bounded(float, -60.0, 24.0, "output gain"), default=0.0, help="dB " + show)
-    p.add_argument("--model", help="model folder or file (default: the shipped model)")
+    p.add_argument("--depth", type=bounded(float, 0.0, 4.0, "depth"),
+                   help="radius of the fast pair's circle; the slow dims move 0.8x this (default: 1)")  # fmt: skip
+    p.add_argument("--rate-fast", type=bounded(float, 0.0, MAX_RATE_HZ, "fast rate"),
+                   help="the fast pair's rate in Hz, beats per cycle with --sync (default: 0.5)")  # fmt: skip
+    p.add_argument("--rate-slow", type=bounded(float, 0.0, MAX_RATE_HZ, "slow rate"),
+                   help="the slow dims' rate in Hz, beats per cycle with --sync (default: 0.05)")  # fmt: skip
+    p.add_argument("--sync", action="store_true", default=None, help="rates are beats per cycle at --tempo")
+    p.add_argument("--tempo", type=bounded(float, 20.0, 400.0, "tempo"), help="BPM for --sync (default: 120)")
+    p.add_argument("--mix", type=bounded(float, 0.0, 1.0, "mix"), help="0 dry .. 1 wet (default: 1)")
+    p.add_argument("--input-gain", type=bounded(float, -60.0, 24.0, "input gain"), help="dB (default: 0)")
+    p.add_argument("--output-gain", type=bounded(float, -60.0, 24.0, "output gain"), help="dB (default: 0)")
+    p.add_argument("--model", help="model folder or file (default: the preset's, else the shipped model)")
     p.add_argument("--control-rate", type=bounded(float, 50.0, 4000.0, "control rate"), default=500.0,
-                   help="control ticks per second " + show)  # fmt: skip
+                   help="control ticks per second (default: %(default)s)")  # fmt: skip
 
 
-def control_state(args: argparse.Namespace, latent_dim: int) -> Any:
-    """The :class:`~aether_rt.control.ControlState` the flags describe."""
+def load_preset(args: argparse.Namespace) -> Any:
+    """The preset ``--preset`` names, else the one named after ``--mode`` if any, else None.
+
+    So ``--mode spiral`` loads the spiral preset.
+    """
+    from aether_rt.preset import available, find_preset
+
+    dirs = [Path(d).expanduser() for d in args.preset_dir]
+    if args.preset:
+        return find_preset(args.preset, dirs)
+    if args.mode and args.mode in available(dirs):
+        return find_preset(args.mode, dirs)
+    return None
+
+
+def model_path(args: argparse.Namespace, preset: Any) -> str | None:
+    """``--model``, else the preset's model, else None (the shipped one)."""
+    if args.model:
+        return args.model
+    return str(preset.model) if preset is not None and preset.model is not None else None
+
+
+def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None) -> Any:
+    """The :class:`~aether_rt.control.ControlState`: the preset's (or the defaults), then the flags."""
+    from dataclasses import replace
+
     from aether_rt.commands.model import parse_z
     from aether_rt.control import ControlState
     from aether_rt.modulation import Modulation
 
-    center = parse_z(args.z, latent_dim) if args.z else np.zeros(latent_dim)
-    depth = np.full(latent_dim, 0.8 * args.depth)
-    depth[: min(2, latent_dim)] = args.depth
+    if preset is not None:
+        state = preset.state
+    else:
+        depth = (1.0, 1.0) + (0.8,) * (latent_dim - 2) if latent_dim >= 2 else (1.0,)
+        state = ControlState(modulation=Modulation(center=(0.0,) * latent_dim, depth=depth))
+    mod = state.modulation
+    changes: dict[str, Any] = {}
+    if args.mode is not None:
+        changes["mode"] = args.mode
+    if args.z:
+        changes["center"] = tuple(float(v) for v in parse_z(args.z, latent_dim))
+    if args.depth is not None:
+        depth = [0.8 * args.depth] * latent_dim
+        for d in mod.fast_dims[: min(2, latent_dim)]:
+            depth[d] = args.depth
+        changes["depth"] = tuple(depth)
+    for flag, key in (("rate_fast", "rate_fast_hz"), ("rate_slow", "rate_slow_hz"), ("tempo", "tempo_bpm")):
+        if getattr(args, flag) is not None:
+            changes[key] = getattr(args, flag)
+    if args.sync:
+        changes["sync"] = True
+    top = {key: getattr(args, flag) for flag, key in (("mix", "mix"), ("input_gain", "input_gain_db"),
+           ("output_gain", "output_gain_db")) if getattr(args, flag) is not None}  # fmt: skip
     try:
-        mod = Modulation(
-            mode=args.mode, center=tuple(float(v) for v in center), depth=tuple(float(v) for v in depth),
-            rate_fast_hz=args.rate_fast, rate_slow_hz=args.rate_slow, sync=args.sync, tempo_bpm=args.tempo,
-        )  # fmt: skip
-        return ControlState(
-            modulation=mod, mix=args.mix, input_gain_db=args.input_gain, output_gain_db=args.output_gain
-        )
+        return replace(state, modulation=replace(mod, **changes), **top)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -96,8 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logger = logging.getLogger("aether_rt")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    model = load(args.model)
-    state = control_state(args, model.config.latent_dim)
+    preset = load_preset(args)
+    model = load(model_path(args, preset))
+    state = control_state(args, model.config.latent_dim, preset)
     source, rate = None, args.samplerate
     if is_source(args.input):
         source, file_rate, _ = load_source(args.input, args.samplerate)
@@ -139,8 +182,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         from aether_rt.record import Session
 
         session = Session.load(Path(args.replay))
-    model = load(args.model)
-    state = control_state(args, model.config.latent_dim)
+    preset = load_preset(args)
+    model = load(model_path(args, preset))
+    state = control_state(args, model.config.latent_dim, preset)
     source, rate, subtype = load_source(args.input, args.samplerate if args.input == "demo" else None)
     if session is not None and abs(session.sample_rate - rate) > 0.5:
         raise UserError(f"{args.input!r} is at {rate} Hz but the session was recorded at {session.sample_rate:g} Hz")
@@ -153,4 +197,22 @@ def cmd_render(args: argparse.Namespace) -> int:
         f"wrote {out}: {seconds:.1f} s, {result.audio.shape[1]} channel(s) at {rate} Hz, rendered in "
         f"{result.seconds:.2f} s ({result.realtime_factor:.0f}x real time), {result.limited_samples} samples limited"
     )
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the presets there are: name, description, and where each comes from."""
+    from aether_rt.preset import PresetError, available, load_preset_file
+
+    found = available([Path(d).expanduser() for d in args.preset_dir])
+    if not found:
+        print("no presets found")
+        return 0
+    width = max(len(n) for n in found)
+    for name, path in found.items():
+        try:
+            line = load_preset_file(path).description
+        except PresetError as exc:
+            line = f"(cannot be used: {exc})"
+        print(f"{name.ljust(width)}  {line}")
     return 0

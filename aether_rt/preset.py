@@ -1,0 +1,228 @@
+"""YAML presets: a named control state (modulation, mix, gains, bypass, model).
+
+A preset is a YAML mapping, read with ``yaml.safe_load`` and checked against a strict
+schema: an unknown key, a wrong type or a value out of range is a :class:`PresetError`
+naming the file, the key and what is allowed. Presets are found by name in the user's
+folders (``--preset-dir``, then ``~/.config/aether-rt/presets``) and then among the
+shipped ones (package data: ``presets/`` in the source tree), or by path.
+
+Schema (every key optional except ``description``)::
+
+    description: one line shown by `aether-rt presets`
+    mode: spiral | drift | static | manual
+    modulation:
+      center: [z0, z1, z2, z3]        # or one number for every dim
+      depth: [d0, d1, d2, d3]         # or one number
+      rate_fast_hz: 0..20             # beats per cycle with sync: 1/16..256
+      rate_slow_hz: 0..20
+      fast_dims: [a, b]               # the spatial pair
+      sync: true | false
+      tempo_bpm: 20..400
+      bound: 0..10                    # z stays within +-bound
+      seed: integer                   # the drift walk
+    mix: 0..1
+    input_gain_db: -60..24
+    output_gain_db: -60..24
+    bypass: true | false
+    model: path to a model folder or file (relative to the preset file)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aether_rt.control import GAIN_RANGE_DB, ControlState
+from aether_rt.errors import UserError
+from aether_rt.modulation import MAX_RATE_HZ, MODES, Modulation
+
+USER_DIR = Path("~/.config/aether-rt/presets")
+SUFFIXES = (".yaml", ".yml")
+
+
+class PresetError(UserError):
+    """A preset that cannot be used, with the file and key at fault."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A loaded preset.
+
+    Attributes:
+        name: file name without the suffix.
+        description: the one-line description.
+        state: the control state it describes (on top of the defaults).
+        model: a model path, if the preset names one.
+        path: where it was read from.
+        given: the keys the file set (``mode``, ``modulation.depth``, ``mix``...).
+
+    """
+
+    name: str
+    description: str
+    state: ControlState
+    model: Path | None
+    path: Path
+    given: frozenset[str]
+
+
+def _number(where: str, key: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PresetError(f"{where}: {key} must be a number in [{low:g}, {high:g}], got {value!r}")
+    if not low <= value <= high:
+        raise PresetError(f"{where}: {key} must be in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _flag(where: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PresetError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _per_dim(where: str, key: str, value: Any, dims: int, low: float, high: float) -> tuple[float, ...]:
+    if isinstance(value, list):
+        if len(value) != dims:
+            raise PresetError(
+                f"{where}: {key} needs {dims} values (one per latent dim) or one number, got {len(value)}"
+            )
+        return tuple(_number(where, f"{key}[{i}]", v, low, high) for i, v in enumerate(value))
+    return (_number(where, key, value, low, high),) * dims
+
+
+_TOP = {"description", "mode", "modulation", "mix", "input_gain_db", "output_gain_db", "bypass", "model"}
+_MODULATION = {"center", "depth", "rate_fast_hz", "rate_slow_hz", "fast_dims", "sync", "tempo_bpm", "bound", "seed"}
+
+
+def _unknown(where: str, section: str, data: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(str(k) for k in data if k not in allowed)
+    if extra:
+        raise PresetError(f"{where}: unknown key {section}{extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
+    """Check a preset's parsed YAML against the schema and build the :class:`Preset`.
+
+    Raises:
+        PresetError: naming the file, the key and what is allowed.
+
+    """
+    where = str(path)
+    if not isinstance(data, dict):
+        raise PresetError(f"{where}: a preset is a YAML mapping of keys to values, got {type(data).__name__}")
+    _unknown(where, "", data, _TOP)
+    description = data.get("description")
+    if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
+        raise PresetError(f"{where}: description must be one line of text")
+    given: set[str] = {k for k in data if k != "description"}
+    mod: dict[str, Any] = {}
+    if "mode" in data:
+        if data["mode"] not in MODES:
+            raise PresetError(f"{where}: mode must be one of {', '.join(MODES)}, got {data['mode']!r}")
+        mod["mode"] = data["mode"]
+    section = data.get("modulation", {})
+    if not isinstance(section, dict):
+        raise PresetError(f"{where}: modulation must be a mapping of keys to values")
+    _unknown(where, "modulation.", section, _MODULATION)
+    given |= {f"modulation.{k}" for k in section}
+    given.discard("modulation")
+    bound = _number(where, "modulation.bound", section.get("bound", 2.0), 0.01, 10.0)
+    sync = _flag(where, "modulation.sync", section.get("sync", False))
+    rate_low, rate_high = (1.0 / 16.0, 256.0) if sync else (0.0, MAX_RATE_HZ)
+    for key, value in section.items():
+        name = f"modulation.{key}"
+        if key == "center":
+            mod[key] = _per_dim(where, name, value, latent_dim, -bound, bound)
+        elif key == "depth":
+            mod[key] = _per_dim(where, name, value, latent_dim, 0.0, 2.0 * bound)
+        elif key in ("rate_fast_hz", "rate_slow_hz"):
+            mod[key] = 0.0 if value == 0 else _number(where, name, value, rate_low, rate_high)
+        elif key == "fast_dims":
+            ok = isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+            if not ok or not (0 <= value[0] < latent_dim and 0 <= value[1] < latent_dim and value[0] != value[1]):
+                raise PresetError(f"{where}: {name} must be two different dims in 0..{latent_dim - 1}, got {value!r}")
+            mod[key] = (value[0], value[1])
+        elif key == "tempo_bpm":
+            mod[key] = _number(where, name, value, 20.0, 400.0)
+        elif key == "seed":
+            if type(value) is not int:
+                raise PresetError(f"{where}: {name} must be an integer, got {value!r}")
+            mod[key] = value
+        else:  # sync, bound: checked above
+            mod[key] = sync if key == "sync" else bound
+    top: dict[str, Any] = {}
+    if "mix" in data:
+        top["mix"] = _number(where, "mix", data["mix"], 0.0, 1.0)
+    for key in ("input_gain_db", "output_gain_db"):
+        if key in data:
+            top[key] = _number(where, key, data[key], *GAIN_RANGE_DB)
+    if "bypass" in data:
+        top["bypass"] = _flag(where, "bypass", data["bypass"])
+    model = None
+    if "model" in data:
+        if not isinstance(data["model"], str) or not data["model"]:
+            raise PresetError(f"{where}: model must be a path to a model folder or file")
+        model = (path.parent / os.path.expanduser(data["model"])).resolve()
+    base = Modulation(center=(0.0,) * latent_dim, depth=(1.0, 1.0) + (0.8,) * (latent_dim - 2))
+    try:
+        state = ControlState(modulation=replace(base, **mod), **top)
+    except ValueError as exc:
+        raise PresetError(f"{where}: {exc}") from None
+    return Preset(path.stem, description.strip(), state, model, path, frozenset(given))
+
+
+def load_preset_file(path: Path, latent_dim: int = 4) -> Preset:
+    """Read and check one preset file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"cannot read preset {str(path)!r}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    return parse_preset(data, Path(path), latent_dim)
+
+
+def search_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """Where presets are looked up by name, first match wins: ``extra``, the user folder, the shipped ones."""
+    shipped = Path(str(resources.files("aether_rt.presets")))
+    return [*(extra or []), USER_DIR.expanduser(), shipped]
+
+
+def available(extra: list[Path] | None = None) -> dict[str, Path]:
+    """Every preset name that can be loaded, with its file (earlier folders shadow later ones)."""
+    found: dict[str, Path] = {}
+    for folder in search_dirs(extra):
+        if folder.is_dir():
+            for file in sorted(folder.iterdir()):
+                if file.suffix in SUFFIXES and file.stem not in found:
+                    found[file.stem] = file
+    return found
+
+
+def find_preset(spec: str, extra: list[Path] | None = None, latent_dim: int = 4) -> Preset:
+    """A preset by name (see :func:`search_dirs`) or by path.
+
+    Raises:
+        PresetError: no such preset (the message lists the names there are), or a bad one.
+
+    """
+    path = Path(spec).expanduser()
+    if path.suffix in SUFFIXES or os.sep in spec:
+        if not path.is_file():
+            raise PresetError(f"preset file {spec!r} does not exist")
+        return load_preset_file(path, latent_dim)
+    names = available(extra)
+    if spec not in names:
+        raise PresetError(
+            f"no preset named {spec!r}; there are: {', '.join(sorted(names)) or 'none'}",
+            "`aether-rt presets` lists them with their descriptions",
+        )
+    return load_preset_file(names[spec], latent_dim)
