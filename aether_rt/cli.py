@@ -100,6 +100,17 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loop", action="store_true", help="loop an --input FILE or demo")
     p.add_argument("--stats", help="write the run's figures as JSON here on exit")
     p.add_argument("--record", help="save the live input, output and session into this folder (for render --replay)")
+    osc = p.add_argument_group("OSC control (docs/osc.md)")
+    osc.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    osc.add_argument("--osc-host", default="127.0.0.1",
+                     help="interface to listen on; anything that can reach it can drive the effect "
+                          "(default: %(default)s, this machine only; 0.0.0.0 for a tablet on the network)")  # fmt: skip
+    osc.add_argument("--osc-port", type=_bounded(int, 1, 65535, "OSC port"), help="UDP port (default: 9000)")
+    osc.add_argument(
+        "--osc-allow", action="append", metavar="ADDR", help="hear only these senders (address or network; repeatable)"
+    )
+    osc.add_argument("--osc-feedback", action="append", metavar="HOST:PORT",
+                     help="send every state change here (TouchOSC, a DAW); repeatable")  # fmt: skip
     p.set_defaults(func=live.cmd_run)
 
     p = sub.add_parser(
@@ -117,8 +128,17 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay", help="follow a session recorded by run --record (its folder)")
     p.set_defaults(func=live.cmd_render)
 
-    p = sub.add_parser("presets", help="list the presets", description="List the presets: name and description.")
-    p.add_argument("--preset-dir", action="append", default=[], help="also look here, first (repeatable)")
+    p = sub.add_parser(
+        "presets",
+        help="list the presets, or save one",
+        description="List the presets (name and description), or --save the state the flags describe "
+        "(a --preset and/or modulation flags) as a new preset in the user folder.",
+    )
+    p.add_argument("--save", metavar="NAME", help="write a preset NAME (to ~/.config/aether-rt/presets, or --to)")
+    p.add_argument("--description", default="", help="the saved preset's one-line description")
+    p.add_argument("--to", help="folder to save into (default: ~/.config/aether-rt/presets)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing preset of that name")
+    live.add_modulation_args(p, _bounded)
     p.set_defaults(func=live.cmd_presets)
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -30,12 +30,15 @@ import numpy as np
 from aether_rt.dsp import arena as ar
 from aether_rt.dsp.bank import BiquadBank
 from aether_rt.models.checkpoint import LoadedModel
-from aether_rt.modulation import Modulation, latent_at
+from aether_rt.modulation import MAX_MORPH_S, Modulation, latent_at
 
 #: Output ceiling: nothing above -0.1 dBFS reaches the device.
 CEILING_DBFS = -0.1
-#: Time constant of the gain/mix/bypass smoothing on the audio side.
+#: Time constant of the gain/mix/bypass smoothing on the audio side (default, and allowed range).
 PARAM_SMOOTHING_S = 0.010
+PARAM_SMOOTHING_RANGE_S = (0.001, 1.0)
+#: Default crossfade of the motion when a preset or the mode changes while running.
+CROSSFADE_S = 0.5
 #: DC blocker corner (DC is gone within 100 ms: 54 dB down).
 DC_CORNER_HZ = 10.0
 #: Limiter recovery time constant; peak-meter fall time constant.
@@ -56,6 +59,8 @@ class ControlState:
         input_gain_db: gain before the bank, dB.
         output_gain_db: gain after the mix, dB.
         bypass: crossfade to the dry signal.
+        param_smoothing_s: time constant of the audio side's glide of gains, mix and bypass.
+        crossfade_s: how long a change of preset or mode crossfades the motion.
 
     """
 
@@ -64,6 +69,8 @@ class ControlState:
     input_gain_db: float = 0.0
     output_gain_db: float = 0.0
     bypass: bool = False
+    param_smoothing_s: float = PARAM_SMOOTHING_S
+    crossfade_s: float = CROSSFADE_S
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.mix) and 0.0 <= self.mix <= 1.0):
@@ -73,20 +80,31 @@ class ControlState:
             value = getattr(self, name)
             if not (math.isfinite(value) and lo <= value <= hi):
                 raise ValueError(f"{name} must be in [{lo:g}, {hi:g}] dB, got {value!r}")
+        lo, hi = PARAM_SMOOTHING_RANGE_S
+        if not (math.isfinite(self.param_smoothing_s) and lo <= self.param_smoothing_s <= hi):
+            raise ValueError(f"param_smoothing_s must be in [{lo:g}, {hi:g}] s, got {self.param_smoothing_s!r}")
+        if not (math.isfinite(self.crossfade_s) and 0.0 <= self.crossfade_s <= MAX_MORPH_S):
+            raise ValueError(f"crossfade_s must be in [0, {MAX_MORPH_S:g}] s, got {self.crossfade_s!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (recorded sessions, status replies)."""
-        mod = {k: v for k, v in asdict(self.modulation).items() if not k.startswith("_")}
-        return {**{k: v for k, v in asdict(self).items() if k != "modulation"}, "modulation": mod}
+        rest = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "modulation"}
+        return {**rest, "modulation": self.modulation.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlState:
         """Inverse of :meth:`to_dict`."""
-        mod = dict(data["modulation"])
-        for key in ("center", "depth", "fast_dims"):
-            mod[key] = tuple(mod[key])
         rest = {k: v for k, v in data.items() if k != "modulation"}
-        return cls(modulation=Modulation(**mod), **rest)
+        return cls(modulation=Modulation.from_dict(data["modulation"]), **rest)
+
+
+def crossfade_to(current: ControlState, new: ControlState, t_s: float) -> ControlState:
+    """``new``, with its motion reached from ``current``'s by a crossfade starting at ``t_s``.
+
+    The crossfade lasts ``new.crossfade_s``; gains, mix and bypass glide on the audio side
+    (``param_smoothing_s``). Used for presets and mode changes while running.
+    """
+    return replace(new, modulation=current.modulation.morphed_to(new.modulation, t_s, new.crossfade_s))
 
 
 class StateBox:
@@ -124,6 +142,24 @@ class StateBox:
             if mod_changes:
                 state = replace(state, modulation=replace(state.modulation, **mod_changes))
             state = replace(state, **changes)
+            self._state, self._version = state, self._version + 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(state, source)
+        return state
+
+    def modify(self, change: Callable[[ControlState], ControlState], source: str = "api") -> ControlState:
+        """Replace the state by ``change(current state)``, atomically with respect to other writers.
+
+        For changes that depend on the current state (a rate change that keeps the LFO
+        phase, a crossfade from the current motion).
+
+        Raises:
+            ValueError: ``change`` raised it (nothing changes).
+
+        """
+        with self._lock:
+            state = change(self._state)
             self._state, self._version = state, self._version + 1
             listeners = list(self._listeners)
         for listener in listeners:
@@ -221,7 +257,7 @@ def stage_params(state: ControlState, sample_rate_hz: float) -> dict[int, float]
         ar.P_OUT_GAIN: 10.0 ** (state.output_gain_db / 20.0),
         ar.P_MIX: state.mix,
         ar.P_BYPASS: 1.0 if state.bypass else 0.0,
-        ar.P_SMOOTH: 1.0 - math.exp(-1.0 / (PARAM_SMOOTHING_S * fs)),
+        ar.P_SMOOTH: 1.0 - math.exp(-1.0 / (state.param_smoothing_s * fs)),
         ar.P_CEILING: 10.0 ** (CEILING_DBFS / 20.0),
         ar.P_DC_POLE: 1.0 - 2.0 * math.pi * DC_CORNER_HZ / fs,
         ar.P_LIMIT_RELEASE: 1.0 - math.exp(-1.0 / (LIMIT_RELEASE_S * fs)),

@@ -199,6 +199,27 @@ class Engine:
 
     # -- figures --------------------------------------------------------------------
 
+    def clock(self) -> float:
+        """The audio sample clock, seconds (what the LFOs run on)."""
+        return int(self.bank.arena.words[ar.H_FRAMES]) / float(self.settings.samplerate)
+
+    def meters(self) -> dict[str, float | int]:
+        """Cheap live figures (status replies, meters): counters and peak levels, no percentiles."""
+        arena, words = self.bank.arena, self.bank.arena.words
+        post, n_out = arena.post, arena.layout.outs
+        out_peak = max(float(post[ar.POST_FIXED + ar.POST_PER_OUT * o + 3]) for o in range(n_out))
+        in_peak = max(float(post[ar.POST_FIXED + ar.POST_PER_OUT * n_out + c]) for c in range(arena.layout.ins))
+        period_cycles = self.settings.blocksize / self.stream.samplerate * 1e6 * self.cycles_per_us
+        return {
+            "frames": int(words[ar.H_FRAMES]),
+            "xruns": self.stream.stats().status_flags,
+            "callback_max_load": round(int(words[ar.H_CYCLES_MAX]) / max(period_cycles, 1.0), 4),
+            "input_peak_dbfs": _dbfs(in_peak),
+            "output_peak_dbfs": _dbfs(out_peak),
+            "clip_events": int(words[ar.H_LIMITED_SAMPLES]),
+            "control_restarts": self.control_restarts,
+        }
+
     def stats(self) -> dict[str, Any]:
         """The run's figures (see ``--stats``)."""
         words, arena = self.bank.arena.words, self.bank.arena

@@ -13,8 +13,17 @@ Modes:
 
 Which dims are fast and which slow is configurable (swap them and z2/z3 become the
 spatial controls). Rates are in Hz or, with ``sync``, in beats per cycle at
-``tempo_bpm``. ``phase_origin_s`` resets the LFOs' phase (``/aether/reset``). z is always
-clipped to ``[-bound, bound]`` (default 2: the region the model learned).
+``tempo_bpm``; each slow dim's rate can be scaled (``slow_ratio``). ``phase_origin_s``
+resets the LFOs' phase (``/aether/reset``). z is always clipped to ``[-bound, bound]``
+(default 2: the region the model learned).
+
+Changing a running motion never makes z jump:
+
+* :meth:`Modulation.retimed` changes rates, tempo or sync and carries the LFOs' phases
+  over (``phase_fast``, ``phase_slow``), so turning a rate knob bends the motion instead
+  of teleporting it to where the new rate would have put it.
+* :meth:`Modulation.morphed_to` crossfades to another motion (a preset, a mode change):
+  z is the smoothstep blend of the old and the new motion over ``morph_s`` seconds.
 
 Time ``t`` is the audio sample clock (frames / rate), never wall time, so the live
 engine and the offline renderer compute the same z.
@@ -23,7 +32,7 @@ engine and the offline renderer compute the same z.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 import numpy as np
@@ -32,6 +41,8 @@ Mode = Literal["spiral", "drift", "static", "manual"]
 MODES: tuple[Mode, ...] = ("spiral", "drift", "static", "manual")
 MAX_RATE_HZ = 20.0
 MIN_BEATS, MAX_BEATS = 1.0 / 16.0, 256.0  # with sync: a cycle lasts this many beats
+MIN_SLOW_RATIO, MAX_SLOW_RATIO = 0.1, 10.0
+MAX_MORPH_S = 30.0
 _DRIFT_RATIOS = (0.61, 1.0, 1.53)  # incommensurate: the sum never repeats audibly
 
 
@@ -51,6 +62,12 @@ class Modulation:
         phase_origin_s: sample-clock time at which every LFO has phase zero.
         bound: z is clipped to ``+-bound``.
         seed: seed of the drift walk.
+        slow_ratio: per-dim multiplier of the slow rate (each slow dim its own rate).
+        phase_fast: the fast LFO's phase offset, cycles (kept continuous by :meth:`retimed`).
+        phase_slow: the slow LFOs' phase offset, cycles of the base slow rate.
+        morph_from: the motion being crossfaded from (None: no crossfade).
+        morph_start_s: sample-clock time the crossfade started.
+        morph_s: crossfade length, seconds.
 
     """
 
@@ -65,6 +82,12 @@ class Modulation:
     phase_origin_s: float = 0.0
     bound: float = 2.0
     seed: int = 0
+    slow_ratio: tuple[float, ...] | None = None
+    phase_fast: float = 0.0
+    phase_slow: float = 0.0
+    morph_from: Modulation | None = None
+    morph_start_s: float = 0.0
+    morph_s: float = 0.0
     _drift: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -96,6 +119,22 @@ class Modulation:
             raise ValueError(f"tempo_bpm must be in [20, 400], got {self.tempo_bpm!r}")
         if not (math.isfinite(self.bound) and 0.0 < self.bound <= 10.0):
             raise ValueError(f"bound must be in (0, 10], got {self.bound!r}")
+        ratios_ok = self.slow_ratio is None or (
+            len(self.slow_ratio) == dims
+            and all(math.isfinite(r) and MIN_SLOW_RATIO <= r <= MAX_SLOW_RATIO for r in self.slow_ratio)
+        )
+        if not ratios_ok:
+            raise ValueError(
+                f"slow_ratio needs one value per latent dim in [{MIN_SLOW_RATIO:g}, {MAX_SLOW_RATIO:g}], "
+                f"got {self.slow_ratio}"
+            )
+        for name in ("phase_fast", "phase_slow", "phase_origin_s", "morph_start_s"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite")
+        if not (math.isfinite(self.morph_s) and 0.0 <= self.morph_s <= MAX_MORPH_S):
+            raise ValueError(f"morph_s must be in [0, {MAX_MORPH_S:g}] s, got {self.morph_s!r}")
+        if self.morph_from is not None and self.morph_from.latent_dim != dims:
+            raise ValueError("a crossfade must be between motions of the same latent dims")
         rng = np.random.default_rng(self.seed)
         drift = np.stack([np.array(_DRIFT_RATIOS) * rng.uniform(0.8, 1.25, 3), rng.uniform(0, 2 * np.pi, 3)])
         object.__setattr__(self, "_drift", np.broadcast_to(drift, (dims, 2, 3)) + rng.uniform(0, 0.3, (dims, 2, 3)))
@@ -115,28 +154,103 @@ class Modulation:
 
     def with_phase_reset(self, t_s: float) -> Modulation:
         """The same motion with every LFO restarting at time ``t_s``."""
-        return replace(self, phase_origin_s=float(t_s))
+        return replace(self, phase_origin_s=float(t_s), phase_fast=0.0, phase_slow=0.0)
+
+    def phases_at(self, t_s: float) -> tuple[float, float]:
+        """The (fast, slow) LFO phases at time ``t_s``, in cycles of their base rates."""
+        fast_hz, slow_hz = self.rates_hz()
+        dt = float(t_s) - self.phase_origin_s
+        return fast_hz * dt + self.phase_fast, slow_hz * dt + self.phase_slow
+
+    def retimed(self, t_s: float, **changes: object) -> Modulation:
+        """The motion with ``changes`` applied (rates, tempo, sync...), its phases continuous at ``t_s``.
+
+        Raises:
+            ValueError: an invalid change.
+
+        """
+        new = replace(self, **changes)  # type: ignore[arg-type]
+        fast, slow = self.phases_at(t_s)
+        fast_hz, slow_hz = new.rates_hz()
+        dt = float(t_s) - new.phase_origin_s
+        # Reduced modulo one cycle where that changes nothing (the fast circle): keeps the
+        # numbers small over hours. The slow phase scales by non-integer ratios: kept whole.
+        return replace(new, phase_fast=(fast - fast_hz * dt) % 1.0, phase_slow=slow - slow_hz * dt)
+
+    def settled(self) -> Modulation:
+        """The same motion without its crossfade state."""
+        return replace(self, morph_from=None, morph_start_s=0.0, morph_s=0.0)
+
+    def morphed_to(self, new: Modulation, t_s: float, seconds: float) -> Modulation:
+        """``new``, reached from this motion by a crossfade starting at ``t_s`` lasting ``seconds``.
+
+        A crossfade that starts while another runs starts from where z is at ``t_s``
+        (that point, held), so crossfades never nest.
+        """
+        if seconds <= 0.0:
+            return new.settled()
+        if self.morph_from is not None and t_s < self.morph_start_s + self.morph_s:
+            here = tuple(float(v) for v in latent_at(self, t_s))
+            origin = replace(self.settled(), mode="static", center=here)
+        else:
+            origin = self.settled()
+        return replace(new.settled(), morph_from=origin, morph_start_s=float(t_s), morph_s=float(seconds))
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (recordings, status)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if f.name.startswith("_"):
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, Modulation) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Modulation:
+        """Inverse of :meth:`to_dict`."""
+        kw = dict(data)
+        for key in ("center", "depth", "fast_dims", "slow_ratio"):
+            if kw.get(key) is not None:
+                kw[key] = tuple(kw[key])  # type: ignore[arg-type]
+        if kw.get("morph_from") is not None:
+            kw["morph_from"] = cls.from_dict(kw["morph_from"])  # type: ignore[arg-type]
+        return cls(**kw)  # type: ignore[arg-type]
 
 
 def latent_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
     """Z at sample-clock time(s) ``t_s``: ``[..., latent_dim]`` float64, within ``+-bound``."""
+    z = _motion_at(mod, t_s)
+    if mod.morph_from is not None:
+        t = np.asarray(t_s, dtype=np.float64)[..., None]
+        x = np.clip((t - mod.morph_start_s) / max(mod.morph_s, 1e-9), 0.0, 1.0)
+        if np.any(x < 1.0):
+            w = x * x * (3.0 - 2.0 * x)  # smoothstep: no kink at either end
+            z = _motion_at(mod.morph_from, t_s) * (1.0 - w) + z * w
+    return z
+
+
+def _motion_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
     t = np.asarray(t_s, dtype=np.float64)[..., None] - mod.phase_origin_s
     center, depth = np.asarray(mod.center), np.asarray(mod.depth)
+    ratio = np.ones(mod.latent_dim) if mod.slow_ratio is None else np.asarray(mod.slow_ratio)
     if mod.mode in ("static", "manual"):
         z = np.broadcast_to(center, t.shape[:-1] + center.shape).copy()
     elif mod.mode == "spiral":
         fast_hz, slow_hz = mod.rates_hz()
         dims = np.arange(mod.latent_dim)
+        slow_cycles = (slow_hz * t + mod.phase_slow) * ratio
         # Slow dims: one LFO each, phases spread so they never move in lockstep.
-        z = center + depth * np.sin(2 * np.pi * slow_hz * t + dims * (2 * np.pi / max(mod.latent_dim, 1)) + 0.5)
+        z = center + depth * np.sin(2 * np.pi * slow_cycles + dims * (2 * np.pi / max(mod.latent_dim, 1)) + 0.5)
         if mod.latent_dim >= 2:
             a, b = mod.fast_dims
-            angle = 2 * np.pi * fast_hz * t[..., 0]
+            angle = 2 * np.pi * (fast_hz * t[..., 0] + mod.phase_fast)
             z[..., a] = center[a] + depth[a] * np.cos(angle)
             z[..., b] = center[b] + depth[b] * np.sin(angle)
     else:  # drift
         _, slow_hz = mod.rates_hz()
         ratios, phases = mod._drift[:, 0, :], mod._drift[:, 1, :]
-        walk = np.sin(2 * np.pi * slow_hz * t[..., None] * ratios + phases).mean(axis=-1)  # in [-1, 1], smooth
+        cycles = ((slow_hz * t + mod.phase_slow) * ratio)[..., None]
+        walk = np.sin(2 * np.pi * cycles * ratios + phases).mean(axis=-1)  # in [-1, 1], smooth
         z = center + depth * walk
     return np.clip(z, -mod.bound, mod.bound)

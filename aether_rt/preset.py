@@ -20,27 +20,38 @@ Schema (every key optional except ``description``)::
       tempo_bpm: 20..400
       bound: 0..10                    # z stays within +-bound
       seed: integer                   # the drift walk
+      slow_ratio: [r0, r1, r2, r3]    # per-dim slow rate = rate_slow_hz * r (0.1..10)
+    center_ir: path to an impulse response (relative to the preset file); the centre
+               becomes its latent point, encoded by the model's encoder at load
     mix: 0..1
     input_gain_db: -60..24
     output_gain_db: -60..24
     bypass: true | false
+    smoothing:
+      params_s: 0.001..1              # glide of gains, mix and bypass (default 0.01)
+      crossfade_s: 0..30              # crossfade when this preset is loaded while running (default 0.5)
     model: path to a model folder or file (relative to the preset file)
+
+:func:`save_preset` writes a state back in this schema (``aether-rt presets --save``,
+``/aether/preset/save``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from aether_rt.control import GAIN_RANGE_DB, ControlState
+from aether_rt.control import GAIN_RANGE_DB, PARAM_SMOOTHING_RANGE_S, ControlState
 from aether_rt.errors import UserError
-from aether_rt.modulation import MAX_RATE_HZ, MODES, Modulation
+from aether_rt.modulation import MAX_MORPH_S, MAX_RATE_HZ, MAX_SLOW_RATIO, MIN_SLOW_RATIO, MODES, Modulation
 
 USER_DIR = Path("~/.config/aether-rt/presets")
 SUFFIXES = (".yaml", ".yml")
@@ -61,6 +72,7 @@ class Preset:
         model: a model path, if the preset names one.
         path: where it was read from.
         given: the keys the file set (``mode``, ``modulation.depth``, ``mix``...).
+        center_ir: an impulse response whose latent point is the centre (see :meth:`state_for`).
 
     """
 
@@ -70,6 +82,26 @@ class Preset:
     model: Path | None
     path: Path
     given: frozenset[str]
+    center_ir: Path | None = None
+
+    def state_for(self, model: Any) -> ControlState:
+        """The state, with ``center_ir`` encoded by ``model`` (a LoadedModel) when the preset has one.
+
+        Raises:
+            PresetError: the impulse response cannot be read or used.
+
+        """
+        if self.center_ir is None:
+            return self.state
+        from aether_rt.models.fit import ir_latent
+
+        try:
+            _, z = ir_latent(model, self.center_ir)
+        except UserError as exc:
+            raise PresetError(f"{self.path}: center_ir: {exc.args[0]}", *exc.args[1:]) from None
+        mod = self.state.modulation
+        center = tuple(float(v) for v in np.clip(z, -mod.bound, mod.bound))
+        return replace(self.state, modulation=replace(mod, center=center))
 
 
 def _number(where: str, key: str, value: Any, low: float, high: float) -> float:
@@ -96,8 +128,11 @@ def _per_dim(where: str, key: str, value: Any, dims: int, low: float, high: floa
     return (_number(where, key, value, low, high),) * dims
 
 
-_TOP = {"description", "mode", "modulation", "mix", "input_gain_db", "output_gain_db", "bypass", "model"}
-_MODULATION = {"center", "depth", "rate_fast_hz", "rate_slow_hz", "fast_dims", "sync", "tempo_bpm", "bound", "seed"}
+_TOP = {"description", "mode", "modulation", "mix", "input_gain_db", "output_gain_db", "bypass", "model",
+        "smoothing", "center_ir"}  # fmt: skip
+_MODULATION = {"center", "depth", "rate_fast_hz", "rate_slow_hz", "fast_dims", "sync", "tempo_bpm", "bound", "seed",
+               "slow_ratio"}  # fmt: skip
+_SMOOTHING = {"params_s", "crossfade_s"}
 
 
 def _unknown(where: str, section: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -150,6 +185,8 @@ def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
             mod[key] = (value[0], value[1])
         elif key == "tempo_bpm":
             mod[key] = _number(where, name, value, 20.0, 400.0)
+        elif key == "slow_ratio":
+            mod[key] = _per_dim(where, name, value, latent_dim, MIN_SLOW_RATIO, MAX_SLOW_RATIO)
         elif key == "seed":
             if type(value) is not int:
                 raise PresetError(f"{where}: {name} must be an integer, got {value!r}")
@@ -164,6 +201,25 @@ def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
             top[key] = _number(where, key, data[key], *GAIN_RANGE_DB)
     if "bypass" in data:
         top["bypass"] = _flag(where, "bypass", data["bypass"])
+    smoothing = data.get("smoothing", {})
+    if not isinstance(smoothing, dict):
+        raise PresetError(f"{where}: smoothing must be a mapping of keys to values")
+    _unknown(where, "smoothing.", smoothing, _SMOOTHING)
+    given |= {f"smoothing.{k}" for k in smoothing}
+    given.discard("smoothing")
+    if "params_s" in smoothing:
+        top["param_smoothing_s"] = _number(where, "smoothing.params_s", smoothing["params_s"], *PARAM_SMOOTHING_RANGE_S)
+    if "crossfade_s" in smoothing:
+        top["crossfade_s"] = _number(where, "smoothing.crossfade_s", smoothing["crossfade_s"], 0.0, MAX_MORPH_S)
+    center_ir = None
+    if "center_ir" in data:
+        if not isinstance(data["center_ir"], str) or not data["center_ir"]:
+            raise PresetError(f"{where}: center_ir must be the path of an impulse response file (WAV, FLAC, AIFF)")
+        if "modulation.center" in given:
+            raise PresetError(f"{where}: give either center_ir or modulation.center, not both")
+        center_ir = (path.parent / os.path.expanduser(data["center_ir"])).resolve()
+        if not center_ir.is_file():
+            raise PresetError(f"{where}: center_ir: no such file {str(center_ir)!r}")
     model = None
     if "model" in data:
         if not isinstance(data["model"], str) or not data["model"]:
@@ -174,7 +230,7 @@ def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
         state = ControlState(modulation=replace(base, **mod), **top)
     except ValueError as exc:
         raise PresetError(f"{where}: {exc}") from None
-    return Preset(path.stem, description.strip(), state, model, path, frozenset(given))
+    return Preset(path.stem, description.strip(), state, model, path, frozenset(given), center_ir)
 
 
 def load_preset_file(path: Path, latent_dim: int = 4) -> Preset:
@@ -226,3 +282,106 @@ def find_preset(spec: str, extra: list[Path] | None = None, latent_dim: int = 4)
             "`aether-rt presets` lists them with their descriptions",
         )
     return load_preset_file(names[spec], latent_dim)
+
+
+#: A preset name that can be saved and recalled by name: no path, no hidden file.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a plain preset name (never a path).
+
+    Raises:
+        PresetError: it is not.
+
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.endswith(SUFFIXES) or ".." in name:
+        raise PresetError(
+            f"{name!r} is not a preset name",
+            "use letters, digits, '-', '_' and '.', starting with a letter or digit (at most 64), without a suffix",
+        )
+    return name
+
+
+def preset_data(state: ControlState, description: str) -> dict[str, Any]:
+    """A state in the preset schema (the motion settled: a running crossfade is not kept)."""
+    mod = state.modulation
+
+    def num(v: float) -> float | int:
+        r = round(float(v), 6)
+        return int(r) if r.is_integer() else r
+
+    modulation: dict[str, Any] = {
+        "center": [num(v) for v in mod.center],
+        "depth": [num(v) for v in mod.depth],
+        "rate_fast_hz": num(mod.rate_fast_hz),
+        "rate_slow_hz": num(mod.rate_slow_hz),
+        "fast_dims": list(mod.fast_dims),
+        "sync": mod.sync,
+        "tempo_bpm": num(mod.tempo_bpm),
+        "bound": num(mod.bound),
+        "seed": mod.seed,
+    }
+    if mod.slow_ratio is not None:
+        modulation["slow_ratio"] = [num(v) for v in mod.slow_ratio]
+    return {
+        "description": " ".join(description.split()) or "saved",
+        "mode": mod.mode,
+        "modulation": modulation,
+        "mix": num(state.mix),
+        "input_gain_db": num(state.input_gain_db),
+        "output_gain_db": num(state.output_gain_db),
+        "bypass": state.bypass,
+        "smoothing": {"params_s": num(state.param_smoothing_s), "crossfade_s": num(state.crossfade_s)},
+    }
+
+
+def save_preset(
+    state: ControlState, name: str, description: str, folder: Path | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write ``state`` as preset ``name`` into ``folder`` (default: the user folder).
+
+    Raises:
+        PresetError: a bad name, an existing file without ``overwrite``, or a folder that
+            cannot be written.
+
+    """
+    check_name(name)
+    folder = (folder or USER_DIR).expanduser()
+    path = folder / f"{name}.yaml"
+    if path.exists() and not overwrite:
+        raise PresetError(f"preset {str(path)!r} exists", "choose another name, or overwrite it (--force)")
+    text = yaml.safe_dump(preset_data(state, description), sort_keys=False, default_flow_style=None)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.yaml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)  # never a half-written preset
+    except OSError as exc:
+        raise PresetError(f"cannot write preset {str(path)!r}: {exc}") from None
+    return path
+
+
+def recall(name: str, extra: list[Path] | None, model: Any) -> Preset:
+    """A preset by *name only* (never a path) for a running engine with ``model``.
+
+    What OSC and the web page load: a remote client can name a preset in the preset
+    folders but cannot make the engine read an arbitrary file.
+
+    Raises:
+        PresetError: not a plain name, no such preset, a bad one, or one that needs
+            another model than the running one.
+
+    """
+    check_name(name)
+    names = available(extra)
+    if name not in names:
+        raise PresetError(f"no preset named {name!r}; there are: {', '.join(sorted(names)) or 'none'}")
+    preset = load_preset_file(names[name], model.config.latent_dim)
+    running = getattr(model, "path", None)
+    if preset.model is not None and running is not None and Path(preset.model).resolve() != Path(running).resolve():
+        raise PresetError(
+            f"preset {name!r} uses the model {str(preset.model)!r}, not the running one",
+            f"restart with --preset {name} to switch models",
+        )
+    return preset

@@ -64,8 +64,11 @@ def model_path(args: argparse.Namespace, preset: Any) -> str | None:
     return str(preset.model) if preset is not None and preset.model is not None else None
 
 
-def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None) -> Any:
-    """The :class:`~aether_rt.control.ControlState`: the preset's (or the defaults), then the flags."""
+def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None, model: Any = None) -> Any:
+    """The :class:`~aether_rt.control.ControlState`: the preset's (or the defaults), then the flags.
+
+    With ``model``, a preset's ``center_ir`` is encoded (without, its centre stays 0).
+    """
     from dataclasses import replace
 
     from aether_rt.commands.model import parse_z
@@ -73,7 +76,7 @@ def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None)
     from aether_rt.modulation import Modulation
 
     if preset is not None:
-        state = preset.state
+        state = preset.state_for(model) if model is not None else preset.state
     else:
         depth = (1.0, 1.0) + (0.8,) * (latent_dim - 2) if latent_dim >= 2 else (1.0,)
         state = ControlState(modulation=Modulation(center=(0.0,) * latent_dim, depth=depth))
@@ -140,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logger.setLevel(logging.INFO)
     preset = load_preset(args)
     model = load(model_path(args, preset))
-    state = control_state(args, model.config.latent_dim, preset)
+    state = control_state(args, model.config.latent_dim, preset, model)
     source, rate = None, args.samplerate
     if is_source(args.input):
         source, file_rate, _ = load_source(args.input, args.samplerate)
@@ -157,14 +160,79 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
                     record_dir=Path(args.record) if args.record else None)  # fmt: skip
+    osc = start_osc(args, engine, model, preset)
     print(
         f"aether-rt: {state.modulation.mode} at {engine.stream.samplerate:g} Hz, {args.blocksize}-frame blocks, "
-        f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback; Ctrl-C stops",
+        f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
+        + (f"; OSC on {args.osc_host}:{osc.port}" if osc else "")
+        + "; Ctrl-C stops",
         file=sys.stderr,
     )
-    status = engine.run(args.duration, Path(args.stats) if args.stats else None)
+    try:
+        status = engine.run(args.duration, Path(args.stats) if args.stats else None)
+    finally:
+        if osc is not None:
+            osc.stop()
     print("aether-rt: " + engine.report(), file=sys.stderr)
     return status
+
+
+def start_osc(args: argparse.Namespace, engine: Any, model: Any, preset: Any) -> Any:
+    """The OSC server for a run (None with ``--no-osc``), listening before the audio starts.
+
+    The default port being taken is a warning (the effect runs without OSC); a port
+    the user asked for being taken is an error.
+    """
+    from aether_rt.osc import DEFAULT_PORT, OscServer, parse_allow, parse_endpoint
+    from aether_rt.preset import USER_DIR, recall, save_preset
+
+    if args.no_osc:
+        return None
+    dirs = [Path(d).expanduser() for d in args.preset_dir]
+    feedback = [parse_endpoint(e) for e in args.osc_feedback or []]
+    allow = parse_allow(args.osc_allow) if args.osc_allow else None
+    if any(preset_uses_ir(p) for p in _available_presets(dirs)):
+        model.encode(np.zeros((1, model.config.feature.n_bins), np.float32))  # compiled now, not mid-performance
+
+    def save(name: str, state: Any) -> Path:
+        return save_preset(state, name, "Saved from a live run (OSC).", dirs[0] if dirs else USER_DIR)
+
+    server = OscServer(
+        engine.box,
+        engine.clock,
+        host=args.osc_host,
+        port=args.osc_port or DEFAULT_PORT,
+        allow=allow,
+        feedback=feedback,
+        recall_preset=lambda name: recall(name, dirs, model).state_for(model),
+        save_preset=save,
+        status=engine.meters,
+        preset_name=preset.name if preset is not None else "",
+    )
+    try:
+        server.start()
+    except UserError as exc:
+        if args.osc_port is not None or args.osc_host != "127.0.0.1":
+            raise
+        logging.getLogger("aether_rt").warning("OSC is off: %s (choose a free one with --osc-port)", exc.args[0])
+        return None
+    return server
+
+
+def _available_presets(dirs: list[Path]) -> list[Path]:
+    from aether_rt.preset import available
+
+    return list(available(dirs).values())
+
+
+def preset_uses_ir(path: Path) -> bool:
+    """Whether a preset file names a ``center_ir`` (cheap: no model, no encoding)."""
+    from aether_rt.preset import PresetError, load_preset_file
+
+    try:
+        return load_preset_file(path).center_ir is not None
+    except PresetError:
+        return False
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -184,7 +252,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         session = Session.load(Path(args.replay))
     preset = load_preset(args)
     model = load(model_path(args, preset))
-    state = control_state(args, model.config.latent_dim, preset)
+    state = control_state(args, model.config.latent_dim, preset, model)
     source, rate, subtype = load_source(args.input, args.samplerate if args.input == "demo" else None)
     if session is not None and abs(session.sample_rate - rate) > 0.5:
         raise UserError(f"{args.input!r} is at {rate} Hz but the session was recorded at {session.sample_rate:g} Hz")
@@ -201,10 +269,22 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    """List the presets there are: name, description, and where each comes from."""
-    from aether_rt.preset import PresetError, available, load_preset_file
+    """List the presets there are (name and description), or save one with ``--save``."""
+    from aether_rt.preset import PresetError, available, load_preset_file, save_preset
 
-    found = available([Path(d).expanduser() for d in args.preset_dir])
+    dirs = [Path(d).expanduser() for d in args.preset_dir]
+    if args.save:
+        from aether_rt.commands.model import load
+
+        preset = load_preset(args)
+        model = load(model_path(args, preset)) if preset is not None and preset.center_ir is not None else None
+        state = control_state(args, 4 if model is None else model.config.latent_dim, preset, model)
+        description = args.description or (f"Saved from {preset.name}." if preset else "Saved.")
+        path = save_preset(state, args.save, description, Path(args.to).expanduser() if args.to else None,
+                           overwrite=args.force)  # fmt: skip
+        print(f"saved {path}")
+        return 0
+    found = available(dirs)
     if not found:
         print("no presets found")
         return 0

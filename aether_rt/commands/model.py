@@ -65,21 +65,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Print an IR's latent point (the encoder's mean), optionally refined."""
-    import soundfile as sf
-
-    from aether_rt.features import ir_feature
-    from aether_rt.models.fit import refine_latent
+    from aether_rt.models.fit import ir_latent, refine_latent
 
     model = load(args.model)
-    try:
-        audio, rate = sf.read(args.ir, dtype="float64", always_2d=True)
-        feature = ir_feature(audio, float(rate), model.config.feature)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise UserError(f"cannot read {args.ir!r}: {exc}", "give a WAV, FLAC or AIFF impulse response") from None
-    except ValueError as exc:
-        raise UserError(f"{args.ir!r} is not a usable impulse response: {exc}") from None
-    mu, _ = model.encode(feature[None])
-    z, before, after = refine_latent(model, feature, mu[0], steps=args.refine)
+    feature, mu = ir_latent(model, Path(args.ir))
+    z, before, after = refine_latent(model, feature, mu, steps=args.refine)
     if args.json:
         print(
             json.dumps({"ir": args.ir, "z": [round(float(v), 6) for v in z], "lsd_db": after, "encoder_lsd_db": before})

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aether_rt.errors import UserError
 from aether_rt.models.checkpoint import LoadedModel
+
+
+def ir_latent(model: LoadedModel, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An impulse-response file's feature and latent point (the encoder's mean).
+
+    Returns:
+        ``(feature [513], z [latent_dim])``.
+
+    Raises:
+        UserError: the file cannot be read or is not a usable impulse response.
+
+    """
+    import soundfile as sf
+
+    from aether_rt.features import ir_feature
+
+    try:
+        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        feature = ir_feature(audio, float(rate), model.config.feature)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc}", "give a WAV, FLAC or AIFF impulse response") from None
+    except ValueError as exc:
+        raise UserError(f"{str(path)!r} is not a usable impulse response: {exc}") from None
+    mu, _ = model.encode(feature[None])
+    return feature, np.asarray(mu[0], dtype=np.float64)
 
 
 def refine_latent(
