@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import math
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from pythonosc import osc_message
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -396,6 +398,53 @@ def parse_allow(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddres
     return nets
 
 
+_FIXED_SIZE = {"i": 4, "f": 4, "r": 4, "m": 4, "c": 4, "d": 8, "h": 8, "t": 8}
+_NO_DATA = set("TFNI[]")
+
+
+def _padded_end(data: bytes, start: int) -> int:
+    """End of the 0-terminated, 4-byte padded string at ``start``."""
+    end = data.index(b"\x00", start)  # ValueError if unterminated
+    return (end // 4 + 1) * 4
+
+
+def parse_message(data: bytes) -> OscMessage:
+    """One OSC message, strictly: the type tags must be present and account for every byte.
+
+    python-osc's parser is lenient for old senders (a missing type tag string, a
+    truncated last number read as padding); here those are malformed.
+
+    Raises:
+        ValueError: malformed (also python-osc's ParseError and UnicodeError for bad strings).
+
+    """
+    if len(data) % 4:
+        raise ValueError(f"{len(data)} bytes is not a multiple of 4")
+    index = _padded_end(data, 0)
+    if data[index : index + 1] != b",":
+        raise ValueError("no type tag string")
+    tags_end = _padded_end(data, index)
+    tags = data[index + 1 : data.index(b"\x00", index)].decode("ascii")
+    index = tags_end
+    for tag in tags:
+        if tag in _FIXED_SIZE:
+            index += _FIXED_SIZE[tag]
+        elif tag in "sS":
+            index = _padded_end(data, index)
+        elif tag == "b":
+            (size,) = struct.unpack(">i", data[index : index + 4])
+            if size < 0:
+                raise ValueError("a negative blob size")
+            index += 4 + (size + 3) // 4 * 4
+        elif tag not in _NO_DATA:
+            raise ValueError(f"unknown type tag {tag!r}")
+        if index > len(data):
+            raise ValueError("the arguments are shorter than their type tags say")
+    if index != len(data):
+        raise ValueError(f"{len(data) - index} bytes after the last argument")
+    return OscMessage(data)
+
+
 class OscServer:
     """The OSC server (see the module docstring).
 
@@ -544,11 +593,18 @@ class OscServer:
             if data.startswith(b"#bundle\x00"):
                 self._walk_bundle(data, sender, 0)
             elif data.startswith(b"/"):
-                msg = OscMessage(data)
+                msg = parse_message(data)
                 self._dispatch(msg.address, list(msg.params), sender)
             else:
                 raise ValueError("neither a message nor a bundle")
-        except (osc_types.ParseError, ValueError, IndexError, UnicodeError, TypeError, OverflowError) as exc:
+        except (
+            osc_types.ParseError,
+            osc_message.ParseError,
+            ValueError,
+            IndexError,
+            UnicodeError,
+            struct.error,
+        ) as exc:
             self.counters["malformed"] += 1
             self._throttle.warn("malformed", f"ignored a malformed packet from {sender[0]} ({len(data)} bytes): {exc}")
 
@@ -576,7 +632,7 @@ class OscServer:
             if element.startswith(b"#bundle\x00"):
                 self._walk_bundle(element, sender, depth + 1)
                 continue
-            msg = OscMessage(element)
+            msg = parse_message(element)
             if when <= now:
                 self._dispatch(msg.address, list(msg.params), sender)
             elif len(self._pending) < MAX_PENDING:
@@ -644,7 +700,7 @@ class OscServer:
         except ValueError as exc:  # a value the state refuses (after clamping: should not happen)
             raise RejectedError(f"{address}: {exc}") from None
         self.counters["applied"] += 1
-        self._mark_known(sender[0], address)
+        self._mark_known(sender[0], address, args)
 
     def _may_reply(self, endpoint: tuple[str, int]) -> bool:
         """Status replies are ~2 KB for a 20-byte request: limited, so nobody can aim them at a third party."""
@@ -692,18 +748,19 @@ class OscServer:
         with self._targets_lock:
             return list(self._targets)
 
-    def _mark_known(self, host: str, address: str) -> None:
-        """``host`` just sent ``address``: hold it (and its plain/norm twin) for that host's targets."""
-        base = address[: -len("/norm")] if address.endswith("/norm") else address
+    def _mark_known(self, host: str, address: str, args: list[Any]) -> None:
+        """``host`` just sent ``address args``: that is what it shows, so do not send it back.
+
+        The address is also held for :data:`HOLD_S` (the client is moving it). If the
+        server ended with another value (clamped), the difference goes out after the hold.
+        """
+        sent = tuple(round(v, FEEDBACK_DECIMALS) if isinstance(v, float) else v for v in args)
         until = time.monotonic() + HOLD_S
-        view = self.view()
         with self._targets_lock:
             for target in self._targets.values():
                 if target.host == host:
-                    for a in (base, base + "/norm"):
-                        if a in view:
-                            target.known[a] = view[a]
-                            target.held_until[a] = until
+                    target.known[address] = sent
+                    target.held_until[address] = until
 
     def view(self) -> dict[str, tuple[Any, ...]]:
         """The current values of every fed-back address."""
