@@ -398,6 +398,7 @@ def parse_allow(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddres
     return nets
 
 
+_MALFORMED = (osc_types.ParseError, osc_message.ParseError, ValueError, IndexError, UnicodeError, struct.error)
 _FIXED_SIZE = {"i": 4, "f": 4, "r": 4, "m": 4, "c": 4, "d": 8, "h": 8, "t": 8}
 _NO_DATA = set("TFNI[]")
 
