@@ -218,6 +218,8 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
         (["run", "--input", "demo", "--samplerate", "44100", "--duration", "1"], "could not open"),
         (["run", "--z", "1,2", "--duration", "1"], "latent space has 4"),
         (["run", "--mode", "spiral", "--rate-fast", "99"], "fast rate must be"),
+        (["run", "--osc-feedback", "tablet", "--duration", "1"], "--osc-feedback 'tablet' is not HOST:PORT"),
+        (["run", "--osc-allow", "my-laptop", "--duration", "1"], "--osc-allow 'my-laptop' is not an IP address"),
     ],
 )
 def test_run_mistakes_exit_2_with_a_message(args: list[str], message: str, jack_server: None) -> None:

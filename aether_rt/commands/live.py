@@ -141,6 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logger = logging.getLogger("aether_rt")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    osc_options(args)  # mistakes in the OSC flags: before anything is loaded
     preset = load_preset(args)
     model = load(model_path(args, preset))
     state = control_state(args, model.config.latent_dim, preset, model)
@@ -183,14 +184,13 @@ def start_osc(args: argparse.Namespace, engine: Any, model: Any, preset: Any) ->
     The default port being taken is a warning (the effect runs without OSC); a port
     the user asked for being taken is an error.
     """
-    from aether_rt.osc import DEFAULT_PORT, OscServer, parse_allow, parse_endpoint
+    from aether_rt.osc import DEFAULT_PORT, OscServer
     from aether_rt.preset import USER_DIR, recall, save_preset
 
     if args.no_osc:
         return None
     dirs = [Path(d).expanduser() for d in args.preset_dir]
-    feedback = [parse_endpoint(e) for e in args.osc_feedback or []]
-    allow = parse_allow(args.osc_allow) if args.osc_allow else None
+    feedback, allow = osc_options(args)
     if any(preset_uses_ir(p) for p in _available_presets(dirs)):
         model.encode(np.zeros((1, model.config.feature.n_bins), np.float32))  # compiled now, not mid-performance
 
@@ -217,6 +217,19 @@ def start_osc(args: argparse.Namespace, engine: Any, model: Any, preset: Any) ->
         logging.getLogger("aether_rt").warning("OSC is off: %s (choose a free one with --osc-port)", exc.args[0])
         return None
     return server
+
+
+def osc_options(args: argparse.Namespace) -> tuple[list[tuple[str, int]], list[Any] | None]:
+    """``--osc-feedback`` targets and the ``--osc-allow`` networks (None: everyone).
+
+    Raises:
+        UserError: a malformed entry.
+
+    """
+    from aether_rt.osc import parse_allow, parse_endpoint
+
+    feedback = [parse_endpoint(e) for e in args.osc_feedback or []]
+    return feedback, (parse_allow(args.osc_allow) if args.osc_allow else None)
 
 
 def _available_presets(dirs: list[Path]) -> list[Path]:
