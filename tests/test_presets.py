@@ -15,7 +15,8 @@ import aether_rt
 from aether_rt.preset import PresetError, available, find_preset, load_preset_file, parse_preset
 from aether_rt.render import render
 
-SHIPPED = {"spiral", "drift", "static", "slow-phaser", "tremor", "swapped"}
+SHIPPED = {"spiral", "drift", "static", "slow-phaser", "tremor", "swapped", "room"}
+FS = 48_000
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -30,7 +31,7 @@ def test_every_shipped_preset_loads_and_renders(rng: np.random.Generator) -> Non
     for name in sorted(SHIPPED):
         preset = find_preset(name)
         assert preset.description and "\n" not in preset.description
-        y = render(x, 48_000, model, preset.state).audio
+        y = render(x, 48_000, model, preset.state_for(model)).audio
         assert np.all(np.isfinite(y)) and np.sqrt(np.mean(y**2)) > 0.01, name
 
 
@@ -46,7 +47,16 @@ def test_shipped_presets_mean_what_they_say() -> None:
     [
         ("- a list", "a preset is a YAML mapping"),
         ("mode: spiral", "description must be one line"),
-        ("description: x\ncolour: red", "unknown key 'colour'; allowed: bypass, description"),
+        ("description: x\ncolour: red", "unknown key 'colour'; allowed: bypass, center_ir, description"),
+        ("description: x\nsmoothing: {fade: 1}", "unknown key smoothing.'fade'; allowed: crossfade_s, params_s"),
+        ("description: x\nsmoothing: {params_s: 0}", "smoothing.params_s must be in [0.001, 1]"),
+        ("description: x\nsmoothing: {crossfade_s: 60}", "smoothing.crossfade_s must be in [0, 30]"),
+        ("description: x\nsmoothing: 1", "smoothing must be a mapping"),
+        ("description: x\nmodulation: {slow_ratio: [1, 1, 1]}", "modulation.slow_ratio needs 4 values"),
+        ("description: x\nmodulation: {slow_ratio: 50}", "modulation.slow_ratio must be in [0.1, 10]"),
+        ("description: x\ncenter_ir: 5", "center_ir must be the path of an impulse response file"),
+        ("description: x\ncenter_ir: nowhere.wav", "center_ir: no such file"),
+        ("description: x\ncenter_ir: bad.yaml\nmodulation: {center: 0}", "either center_ir or modulation.center"),
         ("description: x\nmodulation: {wobble: 1}", "unknown key modulation.'wobble'"),
         ("description: x\nmode: wobble", "mode must be one of spiral, drift, static, manual"),
         ("description: x\nmix: 1.5", "mix must be in [0, 1]"),
@@ -124,3 +134,117 @@ def test_cli_preset_mistakes_exit_2(tmp_path: Path) -> None:
     ]:
         done = _cli(*args, cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_room_preset_centres_on_its_impulse_response() -> None:
+    """The encoded centre fits the IR's spectrum better than the origin does (an independent check)."""
+    import soundfile as sf
+
+    from aether_rt.features import ir_feature
+    from aether_rt.train import make_model_fns
+
+    model = aether_rt.load_model()
+    preset = find_preset("room")
+    assert preset.center_ir is not None and preset.center_ir.is_file()
+    center = np.array(preset.state_for(model).modulation.center)
+    assert np.linalg.norm(center) > 0.3
+    audio, rate = sf.read(preset.center_ir, always_2d=True)
+    target = ir_feature(audio, float(rate), model.config.feature)[1:-1]
+    _, decoded_response_db, _ = make_model_fns(model.config)
+
+    def lsd(z: np.ndarray) -> float:
+        decoded = np.asarray(decoded_response_db(model.params, z[None].astype(np.float32))[0])
+        return float(np.sqrt(np.mean((decoded - target) ** 2)))
+
+    print(f"room preset centre {np.round(center, 3)}: LSD {lsd(center):.2f} dB vs {lsd(np.zeros(4)):.2f} at z=0")
+    assert lsd(center) < 0.7 * lsd(np.zeros(4))
+
+
+def test_a_bad_impulse_response_in_a_preset_is_named(tmp_path: Path) -> None:
+    (tmp_path / "ir.wav").write_bytes(b"RIFF not really")
+    (tmp_path / "p.yaml").write_text("description: x\ncenter_ir: ir.wav\n")
+    preset = load_preset_file(tmp_path / "p.yaml")
+    with pytest.raises(PresetError, match=r"p.yaml: center_ir: cannot read .*ir.wav"):
+        preset.state_for(aether_rt.load_model())
+
+
+def test_saved_presets_load_back_as_the_same_state(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from aether_rt.modulation import Modulation
+    from aether_rt.preset import save_preset
+
+    state = replace(
+        find_preset("swapped").state, mix=0.35, output_gain_db=-4.5, param_smoothing_s=0.05, crossfade_s=2.0,
+        modulation=replace(find_preset("swapped").state.modulation, center=(0.25, -0.5, 1.0, 0.0), sync=True,
+                           rate_fast_hz=4.0, rate_slow_hz=64.0, slow_ratio=(1.0, 0.5, 2.0, 1.0), seed=3),
+    )  # fmt: skip
+    path = save_preset(state, "mine", "my sound", tmp_path)
+    loaded = load_preset_file(path)
+    assert loaded.state == state and loaded.description == "my sound"
+    with pytest.raises(PresetError, match="exists"):
+        save_preset(state, "mine", "again", tmp_path)
+    for bad in ("../up", "a/b", ".hidden", "x.yaml", ""):
+        with pytest.raises(PresetError, match="is not a preset name"):
+            save_preset(state, bad, "x", tmp_path)
+    assert isinstance(loaded.state.modulation, Modulation)
+
+
+def test_cli_saves_a_preset_from_flags(tmp_path: Path) -> None:
+    done = _cli("presets", "--save", "wide", "--preset", "tremor", "--mix", "0.6", "--description", "Tremor, wetter",
+                cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / ".config/aether-rt/presets/wide.yaml"  # HOME is tmp_path
+    assert path.is_file()
+    listed = _cli("presets", cwd=tmp_path)
+    assert "wide" in listed.stdout and "Tremor, wetter" in listed.stdout
+    saved = load_preset_file(path).state
+    assert saved.mix == 0.6 and saved.modulation.depth == find_preset("tremor").state.modulation.depth
+    again = _cli("presets", "--save", "wide", cwd=tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr
+    assert _cli("presets", "--save", "wide", "--force", cwd=tmp_path).returncode == 0
+    bad = _cli("presets", "--save", "../x", cwd=tmp_path)
+    assert bad.returncode == 2 and "is not a preset name" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _click_db(y: np.ndarray, change: int) -> tuple[float, float]:
+    """HF peak (above 3 kHz, dB re the 220 Hz tone) around a change, and the louder steady state either side."""
+    import scipy.signal as ss
+
+    hp = np.abs(ss.sosfilt(ss.butter(8, 3000, "high", fs=FS, output="sos"), y[:, 0]))
+    db = lambda v: 20 * np.log10(v / 0.25 + 1e-12)  # noqa: E731
+    around = db(hp[change - FS // 50 : change + int(0.6 * FS)].max())
+    steady = max(db(hp[FS // 2 : change - FS // 50].max()), db(hp[change + int(0.7 * FS) :].max()))
+    return around, steady
+
+
+def test_every_shipped_preset_crossfades_in_without_a_click() -> None:
+    """A preset loaded while running (from static, at 1 s): no HF burst beyond the motion's own.
+
+    The input is a pure 220 Hz tone, so anything above 3 kHz is made by the change or
+    the motion. A change adds at most 6 dB over the louder steady state, or stays below
+    -70 dB re the tone. A switch without the crossfade is the contrast: it clicks.
+    """
+    from dataclasses import replace
+
+    from aether_rt.control import TableDesigner, crossfade_to
+    from aether_rt.render import render_controlled
+
+    model = aether_rt.load_model()
+    designer = TableDesigner(model, FS)
+    t = np.arange(3 * FS) / FS
+    x = (0.25 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
+    start = find_preset("static").state
+    abrupt_excess = []
+    for name in sorted(SHIPPED):
+        target = find_preset(name).state_for(model)
+        for label, new in (("crossfade", target), ("abrupt", replace(target, crossfade_s=0.0))):
+            y = render_controlled(x, FS, model, start, [(FS, lambda s, now, new=new: crossfade_to(s, new, now))],
+                                  designer=designer)  # fmt: skip
+            around, steady = _click_db(y, FS)
+            print(f"{name:12s} {label:9s} HF peak around the change {around:6.1f} dB, steady {steady:6.1f} dB")
+            if label == "crossfade":
+                assert around <= max(steady + 6.0, -70.0), name
+            else:
+                abrupt_excess.append(around - steady)
+    assert max(abrupt_excess) > 10.0  # the measurement can see a click when there is one
