@@ -110,3 +110,53 @@ def test_z_never_leaves_the_bound(center, depth, rate, bound, mode, t) -> None:
 def test_bad_parameters_are_refused_with_a_reason(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Modulation(**kwargs)
+
+
+def test_a_crossfade_is_continuous_and_lands_on_the_new_motion() -> None:
+    old = Modulation(mode="spiral", rate_fast_hz=3.0)
+    new = Modulation(mode="static", center=(1.0, -1.0, 0.5, 0.0))
+    mod = old.morphed_to(new, 10.0, 0.5)
+    t = np.linspace(9.0, 12.0, 30_001)
+    z = latent_at(mod, t)
+    np.testing.assert_allclose(z[t < 10.0], latent_at(old, t[t < 10.0]))  # before: the old motion
+    np.testing.assert_allclose(z[t >= 10.5], np.broadcast_to(new.center, z[t >= 10.5].shape))  # after: the new
+    # Continuous: no step bigger than the motions' own speed allows at this resolution.
+    assert np.max(np.abs(np.diff(z, axis=0))) < 0.01
+
+
+def test_a_crossfade_started_during_another_starts_where_z_is() -> None:
+    a = Modulation(mode="spiral", rate_fast_hz=5.0)
+    b = Modulation(mode="static", center=(2.0, 2.0, 2.0, 2.0))
+    c = Modulation(mode="static", center=(-2.0, 0.0, 0.0, 0.0))
+    first = a.morphed_to(b, 1.0, 1.0)
+    second = first.morphed_to(c, 1.4, 1.0)  # mid-way through the first
+    np.testing.assert_allclose(latent_at(second, 1.4), latent_at(first, 1.4), atol=1e-12)
+    assert second.morph_from is not None and second.morph_from.morph_from is None  # never nested
+    np.testing.assert_allclose(latent_at(second, 2.5), c.center)
+
+
+def test_retimed_rates_keep_z_and_change_the_speed() -> None:
+    mod = Modulation(mode="drift", rate_slow_hz=0.3, slow_ratio=(1.0, 2.0, 0.5, 1.0))
+    t = 987.654
+    faster = mod.retimed(t, rate_slow_hz=0.9)
+    np.testing.assert_allclose(latent_at(faster, t), latent_at(mod, t), atol=1e-9)
+    dz_old = np.abs(latent_at(mod, t + 1e-6) - latent_at(mod, t))
+    dz_new = np.abs(latent_at(faster, t + 1e-6) - latent_at(faster, t))
+    np.testing.assert_allclose(dz_new, 3.0 * dz_old, rtol=0.02)
+
+
+def test_slow_ratio_gives_each_slow_dim_its_rate() -> None:
+    mod = Modulation(mode="spiral", rate_slow_hz=0.5, slow_ratio=(1.0, 1.0, 1.0, 4.0), depth=(0, 0, 1, 1))
+    t = np.arange(0, 8, 1 / 200)
+    z = latent_at(mod, t)
+    crossings = [int(np.sum(np.diff(np.sign(z[:, d])) != 0)) for d in (2, 3)]
+    assert crossings[0] in (7, 8, 9) and crossings[1] in (31, 32, 33)  # 0.5 Hz vs 2 Hz over 8 s: 8 vs 32
+    with pytest.raises(ValueError, match="slow_ratio needs one value per latent dim"):
+        Modulation(slow_ratio=(1.0, 1.0))
+
+
+def test_a_crossfading_motion_survives_its_json_form() -> None:
+    mod = Modulation(mode="drift", seed=4).morphed_to(Modulation(mode="spiral", slow_ratio=(1, 2, 3, 4)), 2.0, 1.0)
+    again = Modulation.from_dict(mod.to_dict())
+    t = np.linspace(0, 5, 501)
+    np.testing.assert_array_equal(latent_at(again, t), latent_at(mod, t))
