@@ -31,6 +31,7 @@ engine and the offline renderer compute the same z.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
@@ -135,9 +136,7 @@ class Modulation:
             raise ValueError(f"morph_s must be in [0, {MAX_MORPH_S:g}] s, got {self.morph_s!r}")
         if self.morph_from is not None and self.morph_from.latent_dim != dims:
             raise ValueError("a crossfade must be between motions of the same latent dims")
-        rng = np.random.default_rng(self.seed)
-        drift = np.stack([np.array(_DRIFT_RATIOS) * rng.uniform(0.8, 1.25, 3), rng.uniform(0, 2 * np.pi, 3)])
-        object.__setattr__(self, "_drift", np.broadcast_to(drift, (dims, 2, 3)) + rng.uniform(0, 0.3, (dims, 2, 3)))
+        object.__setattr__(self, "_drift", _drift_table(self.seed, dims))
 
     @property
     def latent_dim(self) -> int:
@@ -216,6 +215,16 @@ class Modulation:
         if kw.get("morph_from") is not None:
             kw["morph_from"] = cls.from_dict(kw["morph_from"])  # type: ignore[arg-type]
         return cls(**kw)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=64)
+def _drift_table(seed: int, dims: int) -> np.ndarray:
+    """The drift walk's seeded ratios and phases ``[dims, 2, 3]`` (cached: every state change builds a Modulation)."""
+    rng = np.random.default_rng(seed)
+    drift = np.stack([np.array(_DRIFT_RATIOS) * rng.uniform(0.8, 1.25, 3), rng.uniform(0, 2 * np.pi, 3)])
+    table = np.broadcast_to(drift, (dims, 2, 3)) + rng.uniform(0, 0.3, (dims, 2, 3))
+    table.flags.writeable = False
+    return table
 
 
 def latent_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
