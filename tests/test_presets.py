@@ -110,6 +110,7 @@ def test_cli_lists_presets_and_flags_override_the_preset(tmp_path: Path) -> None
     for name in SHIPPED:
         assert name in listed.stdout
     assert "z2/z3 are the spatial pair" in listed.stdout
+    assert "cannot be used" not in listed.stdout  # the room preset's IR was installed too
 
     from aether_rt.cli import _parser
     from aether_rt.commands.live import control_state, load_preset
