@@ -132,6 +132,59 @@ def test_osc_changes_the_running_state_and_the_sound(model, tmp_path: Path, jack
     assert np.max(np.abs(b)) > 3.0  # while z=(1.8,...) was wet, it was not dry
 
 
+_EVERY_ADDRESS = [
+    ("/aether/z", [0.5, -0.5, 1.0, -1.0], lambda s: np.allclose(s.modulation.center, (0.5, -0.5, 1.0, -1.0))),
+    ("/aether/z/1", [0.75], lambda s: s.modulation.center[1] == 0.75),
+    ("/aether/z/2/norm", [1.0], lambda s: s.modulation.center[2] == 2.0),
+    ("/aether/z/norm", [0.5, 0.5, 0.5, 0.5], lambda s: s.modulation.center == (0.0, 0.0, 0.0, 0.0)),
+    ("/aether/xy", [1.5, -1.5], lambda s: s.modulation.center[:2] == (1.5, -1.5)),
+    ("/aether/xy/norm", [0.25, 0.75], lambda s: s.modulation.center[:2] == (-1.0, 1.0)),
+    ("/aether/center", [0.25, 0.25, 0.25, 0.25], lambda s: s.modulation.center == (0.25,) * 4),
+    ("/aether/center/0", [-0.5], lambda s: s.modulation.center[0] == -0.5),
+    ("/aether/center/3/norm", [0.0], lambda s: s.modulation.center[3] == -2.0),
+    ("/aether/center/norm", [0.5, 0.5, 0.5, 0.5], lambda s: s.modulation.center == (0.0,) * 4),
+    ("/aether/mode", ["spiral"], lambda s: s.modulation.mode == "spiral" and s.modulation.morph_from is not None),
+    ("/aether/rate/fast", [3.0], lambda s: s.modulation.rate_fast_hz == 3.0),
+    ("/aether/rate/fast/norm", [1.0], lambda s: s.modulation.rate_fast_hz == pytest.approx(20.0)),
+    ("/aether/rate/slow", [0.5], lambda s: s.modulation.rate_slow_hz == 0.5),
+    ("/aether/rate/slow/norm", [0.0], lambda s: s.modulation.rate_slow_hz == 0.0),
+    ("/aether/depth", [1.5], lambda s: s.modulation.depth[0] == pytest.approx(1.5)),
+    ("/aether/depth/norm", [0.5], lambda s: s.modulation.depth[0] == pytest.approx(2.0)),
+    ("/aether/mix", [0.5], lambda s: s.mix == 0.5),
+    ("/aether/mix/norm", [0.75], lambda s: s.mix == 0.75),
+    ("/aether/gain/in", [-6.0], lambda s: s.input_gain_db == -6.0),
+    ("/aether/gain/in/norm", [0.5], lambda s: s.input_gain_db == pytest.approx(-18.0)),
+    ("/aether/gain/out", [-3.0], lambda s: s.output_gain_db == -3.0),
+    ("/aether/gain/out/norm", [0.25], lambda s: s.output_gain_db == pytest.approx(-39.0)),
+    ("/aether/bypass", [1], lambda s: s.bypass),
+    ("/aether/bypass", [0.0], lambda s: not s.bypass),
+    ("/aether/tempo", [100.0], lambda s: s.modulation.tempo_bpm == 100.0),
+    ("/aether/tempo/norm", [1.0], lambda s: s.modulation.tempo_bpm == 400.0),
+    ("/aether/sync", [1], lambda s: s.modulation.sync),
+    ("/aether/sync", [0], lambda s: not s.modulation.sync),
+    ("/aether/reset", [], lambda s: s.modulation.phase_origin_s > 0.0),
+    ("/aether/preset", ["tremor"], lambda s: s.modulation.rate_fast_hz == 6.0 and s.output_gain_db == -2.0),
+]
+
+
+def test_every_address_reaches_the_running_engine(model, jack_server: None) -> None:
+    with Live(model, 6.0, ControlState(modulation=Modulation(mode="static"))) as live:
+        box, controller = live.engine.box, live.engine.controller
+        for address, args, check in _EVERY_ADDRESS:
+            version = box.version
+            live.client.send_message(address, args)
+            deadline = time.monotonic() + 2.0
+            while box.version == version and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert check(box.state), (address, args, box.state)
+            # and the control thread published tables for it
+            while controller.last_version != box.version and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert controller.last_version == box.version, address
+    assert live.osc.counters["applied"] == len(_EVERY_ADDRESS)
+    assert live.engine.stats()["nonfinite_output"] == 0
+
+
 def test_fuzzed_packets_leave_the_engine_and_server_whole(model, jack_server: None) -> None:
     reference = _noop_flags(12.0, 64)
     rng = np.random.default_rng(7)
