@@ -1,15 +1,36 @@
-"""Figures: the latent sweep (the model card's feature visualisation)."""
+"""Figures: the latent sweep (the model card's feature visualisation) and the latent map.
+
+The command line (``sweep``, ``map``) writes them to files; the web page shows the same
+figures, drawn by the same functions into memory.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
+from aether_rt.dsp.measures import FEATURES
 from aether_rt.models.checkpoint import LoadedModel
 from aether_rt.models.design import response_db
 
 SWEEP_VALUES = np.linspace(-2.0, 2.0, 9)
+#: The latent map's extent (|z| <= 3, the sliders' range) and the learned region (|z| <= 2).
+MAP_BOUND, LEARNED_BOUND = 3.0, 2.0
+MAP_POINTS = 61
+#: The log-spaced grid the map's features are measured on.
+MAP_FREQS_HZ = np.geomspace(20.0, 20_000.0, 240)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def sweep_responses(model: LoadedModel, freqs_hz: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -21,13 +42,12 @@ def sweep_responses(model: LoadedModel, freqs_hz: np.ndarray, sample_rate_hz: fl
     return np.asarray(response_db(model.decode(z), freqs_hz, sample_rate_hz))
 
 
-def save_sweep(model: LoadedModel, out: Path, *, sample_rate_hz: float = 48_000.0) -> None:
-    """Draw one panel per latent dim: the response as it sweeps -2..2 (log frequency, dB)."""
-    import matplotlib
+def save_sweep(model: LoadedModel, out: Path | IO[bytes], *, sample_rate_hz: float = 48_000.0) -> None:
+    """Draw one panel per latent dim: the response as it sweeps -2..2 (log frequency, dB).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    ``out`` is a path (the format from its suffix) or a binary file (PNG).
+    """
+    plt = _pyplot()
     freqs = np.geomspace(20.0, 0.49 * sample_rate_hz, 400)
     curves = sweep_responses(model, freqs, sample_rate_hz)
     dim = curves.shape[0]
@@ -47,7 +67,108 @@ def save_sweep(model: LoadedModel, out: Path, *, sample_rate_hz: float = 48_000.
         ax.set_ylabel("gain (dB)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(title="z", fontsize=7, ncol=3)
-    fig.suptitle(f"aether-rt latent sweep ({out.name})")
+    fig.suptitle("aether-rt latent sweep: each dim alone")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, format=None if isinstance(out, Path) else "png")
     plt.close(fig)
+
+
+def latent_slice(
+    model: LoadedModel,
+    dims: tuple[int, int],
+    feature: str,
+    *,
+    at: np.ndarray | None = None,
+    points: int = MAP_POINTS,
+    sample_rate_hz: float = 48_000.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A feature of the response over a 2-D slice of the latent space.
+
+    z[dims[0]] and z[dims[1]] run over ``-MAP_BOUND..MAP_BOUND``; the other dims stay at
+    ``at`` (default 0). Returns ``(values [points], grid [points (dims[1]), points (dims[0])])``.
+
+    Raises:
+        ValueError: dims out of range or equal, an unknown feature, or ``at`` of the wrong size.
+
+    """
+    n = model.config.latent_dim
+    x_dim, y_dim = dims
+    if not (0 <= x_dim < n and 0 <= y_dim < n) or x_dim == y_dim:
+        raise ValueError(f"dims must be two different latent dims in 0..{n - 1}, got {dims}")
+    if feature not in FEATURES:
+        raise ValueError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+    base = np.zeros(n) if at is None else np.asarray(at, dtype=np.float64)
+    if base.shape != (n,):
+        raise ValueError(f"at must have {n} values, got {base.shape}")
+    values = np.linspace(-MAP_BOUND, MAP_BOUND, points)
+    z = np.broadcast_to(base, (points, points, n)).copy()
+    z[:, :, x_dim] = values[None, :]
+    z[:, :, y_dim] = values[:, None]
+    responses = np.asarray(response_db(model.decode(z.reshape(-1, n)), MAP_FREQS_HZ, sample_rate_hz))
+    grid = FEATURES[feature][0](responses, MAP_FREQS_HZ).reshape(points, points)
+    return values, grid
+
+
+def _draw_learned_region(ax: Any) -> None:
+    b = LEARNED_BOUND
+    ax.plot([-b, b, b, -b, -b], [-b, -b, b, b, -b], color="white", ls="--", lw=1.0, alpha=0.8)
+
+
+def save_map(
+    model: LoadedModel,
+    out: Path | IO[bytes],
+    *,
+    dims: tuple[int, int] = (0, 1),
+    features: tuple[str, ...] = ("centroid", "tilt"),
+    at: np.ndarray | None = None,
+    sample_rate_hz: float = 48_000.0,
+) -> None:
+    """Draw the latent map: one panel per feature over the (dims) slice, the learned region dashed."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(features), figsize=(5.2 * len(features), 4.6), squeeze=False, layout="constrained")
+    n = model.config.latent_dim
+    others = ", ".join(f"z{i}={0.0 if at is None else at[i]:g}" for i in range(n) if i not in dims)
+    for ax, feature in zip(axes[0], features, strict=True):
+        values, grid = latent_slice(model, dims, feature, at=at, sample_rate_hz=sample_rate_hz)
+        _, label, cmap = FEATURES[feature]
+        norm = LogNorm(grid.min(), grid.max()) if feature == "centroid" else None
+        if feature == "tilt":
+            span = float(np.abs(grid).max()) or 1.0
+            norm = plt.Normalize(-span, span)  # 0 dB/octave in the colour map's middle
+        extent = (values[0], values[-1], values[0], values[-1])
+        image = ax.imshow(grid, origin="lower", extent=extent, cmap=cmap, norm=norm, aspect="equal")
+        _draw_learned_region(ax)
+        ax.set_xlabel(f"z{dims[0]}")
+        ax.set_ylabel(f"z{dims[1]}")
+        ax.set_title(label)
+        fig.colorbar(image, ax=ax, shrink=0.85)
+    fig.suptitle(f"aether-rt latent map: z{dims[0]} x z{dims[1]}" + (f" ({others})" if others else ""))
+    fig.savefig(out, dpi=110, format=None if isinstance(out, Path) else "png")
+    plt.close(fig)
+
+
+def plane_png(
+    model: LoadedModel,
+    dims: tuple[int, int],
+    feature: str = "centroid",
+    *,
+    pixels: int = 121,
+    sample_rate_hz: float = 48_000.0,
+) -> bytes:
+    """The latent slice as a bare picture (no axes): the web page's backdrop for the moving z."""
+    plt = _pyplot()
+    _, grid = latent_slice(model, dims, feature, points=pixels, sample_rate_hz=sample_rate_hz)
+    if feature == "centroid":
+        grid = np.log(grid)  # the same log colour scale as the map
+    buf = io.BytesIO()
+    plt.imsave(buf, grid, origin="lower", cmap=FEATURES[feature][2], format="png")
+    return buf.getvalue()
+
+
+def figure_png(draw: Any, model: LoadedModel, **kwargs: Any) -> bytes:
+    """``draw(model, file, **kwargs)`` (:func:`save_sweep`, :func:`save_map`) into PNG bytes."""
+    buf = io.BytesIO()
+    draw(model, buf, **kwargs)
+    return buf.getvalue()

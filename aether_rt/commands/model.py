@@ -110,28 +110,55 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Draw the latent sweep figure."""
-    from aether_rt.audio_files import check_output_folder
     from aether_rt.plots import save_sweep
 
-    out = Path(args.out)
-    check_output_folder(out)
-    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UserError(f"cannot tell the image format of {str(out)!r}", "use .png, .svg or .pdf")
+    out = _image_path(args.out)
     save_sweep(load(args.model), out)
     print(f"wrote {out}")
     return 0
 
 
-def parse_z(text: str, latent_dim: int) -> np.ndarray:
+def cmd_map(args: argparse.Namespace) -> int:
+    """Draw the latent map: a 2-D slice of the latent space coloured by response features."""
+    from aether_rt.dsp.measures import FEATURES
+    from aether_rt.plots import save_map
+
+    out = _image_path(args.out)
+    model = load(args.model)
+    n = model.config.latent_dim
+    try:
+        dims = tuple(int(v) for v in args.dims.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 2 or dims[0] == dims[1] or not all(0 <= d < n for d in dims):
+        raise UserError(f"--dims {args.dims!r} is not two different latent dims", f"e.g. --dims 0,1 (dims 0..{n - 1})")
+    features = tuple(FEATURES) if args.feature == "both" else (args.feature,)
+    at = parse_z(args.at, n, "--at") if args.at else None
+    save_map(model, out, dims=(dims[0], dims[1]), features=features, at=at)
+    print(f"wrote {out}")
+    return 0
+
+
+def _image_path(text: str) -> Path:
+    from aether_rt.audio_files import check_output_folder
+
+    out = Path(text)
+    check_output_folder(out)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"cannot tell the image format of {str(out)!r}", "use .png, .svg or .pdf")
+    return out
+
+
+def parse_z(text: str, latent_dim: int, flag: str = "--z") -> np.ndarray:
     """``"a,b,c,d"`` as a latent point; a clear error for anything else."""
     try:
         values = np.array([float(v) for v in text.split(",")])
     except ValueError:
-        raise UserError(f"--z {text!r} is not a comma-separated list of numbers", "e.g. --z 0.5,-1,0,0") from None
+        raise UserError(f"{flag} {text!r} is not a comma-separated list of numbers", f"e.g. {flag} 0.5,-1,0,0") from None
     if values.size != latent_dim:
-        raise UserError(f"--z has {values.size} values, the model's latent space has {latent_dim}")
+        raise UserError(f"{flag} has {values.size} values, the model's latent space has {latent_dim}")
     if not np.all(np.isfinite(values)):
-        raise UserError(f"--z {text!r} must be finite numbers")
+        raise UserError(f"{flag} {text!r} must be finite numbers")
     return values
 
 
