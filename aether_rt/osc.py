@@ -250,10 +250,20 @@ def _clamp(value: float, lo: float, hi: float) -> float:
 
 
 class Addresses:
-    """The address space: parses a message and returns the new state (pure, no I/O)."""
+    """The address space: parses a message and returns the new state (pure, no I/O).
 
-    def __init__(self, latent_dim: int) -> None:
-        self.latent_dim = latent_dim
+    Args:
+        latent_dim: the model's latent dims.
+        strict: refuse out-of-range values (the web page's rule) instead of clamping them
+            (OSC's rule: a fader overshooting by a hair still lands at the end).
+        z_limit: if given, plain z and centre values may go this far (the web page's
+            sliders reach past the learned region), widening the motion's bound to
+            reach them; otherwise they stay within the bound.
+
+    """
+
+    def __init__(self, latent_dim: int, *, strict: bool = False, z_limit: float | None = None) -> None:
+        self.latent_dim, self.strict, self.z_limit = latent_dim, strict, z_limit
         self.clamped = 0
 
     def names(self) -> list[str]:
@@ -265,10 +275,16 @@ class Addresses:
         out += ["/aether/mode", "/aether/bypass", "/aether/sync", "/aether/reset"]
         return out
 
-    def _bounded(self, value: float, lo: float, hi: float) -> float:
+    def _bounded(self, value: float, lo: float, hi: float, address: str = "") -> float:
         if not lo <= value <= hi:
+            if self.strict:
+                raise RejectedError(f"{address}: {value:g} is outside [{lo:g}, {hi:g}]")
             self.clamped += 1
         return _clamp(value, lo, hi)
+
+    def _unit(self, value: float, address: str) -> float:
+        """A /norm value: 0..1 (clamped, or refused when strict)."""
+        return self._bounded(value, 0.0, 1.0, address) if self.strict else value
 
     def apply(self, state: ControlState, address: str, args: list[Any], now_s: float) -> ControlState:
         """The state after ``address args`` at sample-clock time ``now_s``.
@@ -283,17 +299,27 @@ class Addresses:
         norm = address.endswith("/norm")
         base = address[: -len("/norm")] if norm else address
 
+        limit = bound if self.z_limit is None else max(bound, self.z_limit)
+
         def z_values(values: list[float]) -> list[float]:
             if norm:
-                return [from_norm(v, -bound, bound, "lin") for v in values]
-            return [self._bounded(v, -bound, bound) for v in values]
+                return [from_norm(self._unit(v, address), -bound, bound, "lin") for v in values]
+            values = [self._bounded(v, -limit, limit, address) for v in values]
+            nonlocal mod
+            peak = max(abs(v) for v in values)
+            if peak > mod.bound:  # only with z_limit: the motion's clip widens to reach the value
+                mod = replace(mod, bound=peak)
+            return values
 
         if base in SCALARS:
             p = SCALARS[base]
             (value,) = _numbers(address, args, 1)
             lo, hi, scale = p.span(state)
             floor = 0.0 if scale == "log0" else lo  # log0: lo is the norm's low end; 0 (stopped) is allowed
-            value = from_norm(value, lo, hi, scale) if norm else self._bounded(value, floor, hi)
+            if norm:
+                value = from_norm(self._unit(value, address), lo, hi, scale)
+            else:
+                value = self._bounded(value, floor, hi, address)
             return p.put(state, value, now_s)
         parts = base.split("/")  # ['', 'aether', 'z', '0']
         if base in ("/aether/z", "/aether/center"):
@@ -308,12 +334,12 @@ class Addresses:
                 center = list(mod.center)
                 center[i] = value
                 return replace(state, modulation=replace(mod, center=tuple(center)))
-            here = [float(v) for v in latent_at(mod, now_s)]  # the others stay where they are now
+            here = [float(v) for v in latent_at(state.modulation, now_s)]  # the others stay where they are now
             here[i] = value
             return replace(state, modulation=replace(mod.settled(), mode="manual", center=tuple(here)))
         if base == "/aether/xy" and n >= 2:
             x, y = z_values(_numbers(address, args, 2))
-            here = [float(v) for v in latent_at(mod, now_s)]
+            here = [float(v) for v in latent_at(state.modulation, now_s)]
             a, b = mod.fast_dims
             here[a], here[b] = x, y
             return replace(state, modulation=replace(mod.settled(), mode="manual", center=tuple(here)))
@@ -459,7 +485,8 @@ class OscServer:
         recall_preset: loads a preset by name into a state (raises UserError).
         save_preset: saves a state under a name (raises UserError).
         status: extra figures for ``/aether/status`` (engine counters).
-        preset_name: the preset the run started with.
+        preset_name: the preset the run started with, or where to read the current one
+            (a shared :class:`~aether_rt.preset.PresetShelf`'s, which keeps it up to date).
 
     """
 
@@ -475,13 +502,13 @@ class OscServer:
         recall_preset: Callable[[str], ControlState] | None = None,
         save_preset: Callable[[str, ControlState], Any] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
-        preset_name: str = "",
+        preset_name: str | Callable[[], str] = "",
     ) -> None:
         self.box, self.clock = box, clock
         self.host, self._port = host, port
         self.allow = allow
         self.recall_preset, self.save_preset, self.status_figures = recall_preset, save_preset, status
-        self.preset_name = preset_name
+        self._preset_name = preset_name
         self.addresses = Addresses(box.state.modulation.latent_dim)
         self.counters = dict.fromkeys(
             ("packets", "messages", "applied", "rejected", "unknown", "malformed", "denied", "stale", "scheduled",
@@ -681,7 +708,7 @@ class OscServer:
             new = self.recall_preset(name)
             now = self.clock()
             self.box.modify(lambda s: crossfade_to(s, new, now), source=f"osc:{sender[0]}")
-            self.preset_name = name
+            self._set_preset_name(name)
             self.counters["applied"] += 1
             return
         if address == "/aether/preset/save":
@@ -689,7 +716,7 @@ class OscServer:
             if self.save_preset is None:
                 raise RejectedError(f"{address}: presets cannot be saved here")
             path = self.save_preset(name, self.box.state)
-            self.preset_name = name
+            self._set_preset_name(name)
             log.info("saved preset %s (%s)", name, path)
             self.counters["applied"] += 1
             return
@@ -702,6 +729,16 @@ class OscServer:
             raise RejectedError(f"{address}: {exc}") from None
         self.counters["applied"] += 1
         self._mark_known(sender[0], address, args)
+
+    @property
+    def preset_name(self) -> str:
+        """The current preset's name ("" when the state is not a preset's)."""
+        name = self._preset_name
+        return name() if callable(name) else name
+
+    def _set_preset_name(self, name: str) -> None:
+        if not callable(self._preset_name):  # a shared shelf records it itself
+            self._preset_name = name
 
     def _may_reply(self, endpoint: tuple[str, int]) -> bool:
         """Status replies are ~2 KB for a 20-byte request: limited, so nobody can aim them at a third party."""

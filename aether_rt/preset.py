@@ -385,3 +385,46 @@ def recall(name: str, extra: list[Path] | None, model: Any) -> Preset:
             f"restart with --preset {name} to switch models",
         )
     return preset
+
+
+class PresetShelf:
+    """The presets a live run loads and saves by name, and which one it has now.
+
+    One shelf is shared by the OSC server and the web page, so a preset loaded from
+    either shows as the current one on both.
+
+    Args:
+        dirs: extra preset folders (the first also receives saved presets; default: the user folder).
+        model: the running model (presets for another model are refused).
+        current: the preset the run started with.
+
+    """
+
+    def __init__(self, dirs: list[Path], model: Any, current: str = "") -> None:
+        self.dirs, self.model, self.current = list(dirs), model, current
+
+    def names(self) -> list[str]:
+        """Every preset name the run can load, sorted."""
+        return sorted(available(self.dirs))
+
+    def recall(self, name: str) -> ControlState:
+        """Preset ``name`` as a control state; it becomes the current one.
+
+        Raises:
+            PresetError: see :func:`recall`.
+
+        """
+        state = recall(name, self.dirs, self.model).state_for(self.model)
+        self.current = name
+        return state
+
+    def save(self, name: str, state: ControlState, source: str = "a live run") -> Path:
+        """Save ``state`` as ``name`` (never overwriting); it becomes the current one.
+
+        Raises:
+            PresetError: see :func:`save_preset`.
+
+        """
+        path = save_preset(state, name, f"Saved from {source}.", self.dirs[0] if self.dirs else USER_DIR)
+        self.current = name
+        return path
