@@ -111,6 +111,14 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     )
     osc.add_argument("--osc-feedback", action="append", metavar="HOST:PORT",
                      help="send every state change here (TouchOSC, a DAW); repeatable")  # fmt: skip
+    web = p.add_argument_group("web page (docs/web.md)")
+    web.add_argument("--web", nargs="?", const=8765, type=_bounded(int, 1, 65535, "web port"), metavar="PORT",
+                     help="serve the control page on this TCP port (default port: 8765)")  # fmt: skip
+    web.add_argument("--web-host", default="127.0.0.1",
+                     help="interface to serve on; anything that can reach it can drive the effect "
+                          "(default: %(default)s, this machine only; 0.0.0.0 for a tablet on the network)")  # fmt: skip
+    web.add_argument("--web-allow-host", action="append", metavar="NAME",
+                     help="a DNS name the page may be opened by (besides localhost and IPs); repeatable")  # fmt: skip
     p.set_defaults(func=live.cmd_run)
 
     p = sub.add_parser(
@@ -190,6 +198,19 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="sweep.png", help="image file (default: %(default)s)")
     p.add_argument("--model", help="model folder or file (default: the shipped model)")
     p.set_defaults(func=m.cmd_sweep)
+
+    p = sub.add_parser(
+        "map",
+        help="draw a 2-D slice of the latent space coloured by response features",
+        description="Colour a z_a x z_b slice (|z| <= 3, the learned |z| <= 2 dashed) by the response's "
+        "spectral centroid and tilt.",
+    )
+    p.add_argument("--out", default="map.png", help="image file (default: %(default)s)")
+    p.add_argument("--dims", default="0,1", help="the two latent dims spanned (default: %(default)s)")
+    p.add_argument("--feature", choices=["centroid", "tilt", "both"], default="both", help="colour by (default: both)")
+    p.add_argument("--at", help="where the other dims stay, a full latent point (default: 0)")
+    p.add_argument("--model", help="model folder or file (default: the shipped model)")
+    p.set_defaults(func=m.cmd_map)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:

@@ -161,42 +161,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
                     record_dir=Path(args.record) if args.record else None)  # fmt: skip
-    osc = start_osc(args, engine, model, preset)
-    print(
-        f"aether-rt: {state.modulation.mode} at {engine.stream.samplerate:g} Hz, {args.blocksize}-frame blocks, "
-        f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
-        + (f"; OSC on {args.osc_host}:{osc.port}" if osc else "")
-        + "; Ctrl-C stops",
-        file=sys.stderr,
-    )
+    shelf = preset_shelf(args, model, preset)
+    osc = start_osc(args, engine, shelf)
+    web = None
     try:
+        web = start_web(args, engine, model, shelf)
+        print(
+            f"aether-rt: {state.modulation.mode} at {engine.stream.samplerate:g} Hz, {args.blocksize}-frame blocks, "
+            f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
+            + (f"; OSC on {args.osc_host}:{osc.port}" if osc else "")
+            + (f"; web page at {web.url}" if web else "")
+            + "; Ctrl-C stops",
+            file=sys.stderr,
+        )
         status = engine.run(args.duration, Path(args.stats) if args.stats else None)
     finally:
-        if osc is not None:
-            osc.stop()
+        for server in (web, osc):
+            if server is not None:
+                server.stop()
     print("aether-rt: " + engine.report(), file=sys.stderr)
     return status
 
 
-def start_osc(args: argparse.Namespace, engine: Any, model: Any, preset: Any) -> Any:
+def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
+    """The presets OSC and the web page load and save by name (None when neither is on).
+
+    Presets centred on an impulse response need the model's encoder: it is compiled
+    here, before the audio starts, not at the first recall mid-performance.
+    """
+    from aether_rt.preset import PresetShelf
+
+    if args.no_osc and args.web is None:
+        return None
+    dirs = [Path(d).expanduser() for d in args.preset_dir]
+    if any(preset_uses_ir(p) for p in _available_presets(dirs)):
+        model.encode(np.zeros((1, model.config.feature.n_bins), np.float32))
+    return PresetShelf(dirs, model, preset.name if preset is not None else "")
+
+
+def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
     """The OSC server for a run (None with ``--no-osc``), listening before the audio starts.
 
     The default port being taken is a warning (the effect runs without OSC); a port
     the user asked for being taken is an error.
     """
     from aether_rt.osc import DEFAULT_PORT, OscServer
-    from aether_rt.preset import USER_DIR, recall, save_preset
 
     if args.no_osc:
         return None
-    dirs = [Path(d).expanduser() for d in args.preset_dir]
     feedback, allow = osc_options(args)
-    if any(preset_uses_ir(p) for p in _available_presets(dirs)):
-        model.encode(np.zeros((1, model.config.feature.n_bins), np.float32))  # compiled now, not mid-performance
-
-    def save(name: str, state: Any) -> Path:
-        return save_preset(state, name, "Saved from a live run (OSC).", dirs[0] if dirs else USER_DIR)
-
     server = OscServer(
         engine.box,
         engine.clock,
@@ -204,10 +217,10 @@ def start_osc(args: argparse.Namespace, engine: Any, model: Any, preset: Any) ->
         port=args.osc_port or DEFAULT_PORT,
         allow=allow,
         feedback=feedback,
-        recall_preset=lambda name: recall(name, dirs, model).state_for(model),
-        save_preset=save,
+        recall_preset=shelf.recall,
+        save_preset=lambda name, state: shelf.save(name, state, "a live run (OSC)"),
         status=engine.meters,
-        preset_name=preset.name if preset is not None else "",
+        preset_name=lambda: shelf.current,
     )
     try:
         server.start()
@@ -216,6 +229,52 @@ def start_osc(args: argparse.Namespace, engine: Any, model: Any, preset: Any) ->
             raise
         logging.getLogger("aether_rt").warning("OSC is off: %s (choose a free one with --osc-port)", exc.args[0])
         return None
+    return server
+
+
+def web_images(model: Any, sample_rate_hz: float) -> dict[str, bytes]:
+    """The pictures the page shows, drawn now (before the audio starts): sweep, map, latent planes."""
+    from aether_rt.plots import figure_png, plane_png, save_map, save_sweep
+
+    images = {
+        "sweep": figure_png(save_sweep, model, sample_rate_hz=sample_rate_hz),
+        "map": figure_png(save_map, model, sample_rate_hz=sample_rate_hz),
+    }
+    for a in range(0, model.config.latent_dim - 1, 2):
+        images[f"plane-{a}-{a + 1}"] = plane_png(model, (a, a + 1), sample_rate_hz=sample_rate_hz)
+    return images
+
+
+def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> Any:
+    """The web page's server for a run (None without ``--web``), serving before the audio starts.
+
+    Raises:
+        UserError: the port is taken or the host is not this machine's.
+
+    """
+    from aether_rt.web.server import WebServer
+
+    if args.web is None:
+        return None
+    fs = float(engine.stream.samplerate)
+    server = WebServer(
+        engine.box,
+        engine.clock,
+        sample_rate_hz=fs,
+        coeffs=engine.bank.coeffs_in_use,
+        meters=engine.meters,
+        presets=shelf,
+        images=web_images(model, fs),
+        host=args.web_host,
+        port=args.web,
+        allow_hosts=tuple(args.web_allow_host or ()),
+    )
+    server.start()
+    if args.web_host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("aether_rt").warning(
+            "the web page is served on %s: anyone who can reach this machine's port %d can drive the effect",
+            args.web_host, server.port,
+        )  # fmt: skip
     return server
 
 
