@@ -154,7 +154,9 @@ def parse_z(text: str, latent_dim: int, flag: str = "--z") -> np.ndarray:
     try:
         values = np.array([float(v) for v in text.split(",")])
     except ValueError:
-        raise UserError(f"{flag} {text!r} is not a comma-separated list of numbers", f"e.g. {flag} 0.5,-1,0,0") from None
+        raise UserError(
+            f"{flag} {text!r} is not a comma-separated list of numbers", f"e.g. {flag} 0.5,-1,0,0"
+        ) from None
     if values.size != latent_dim:
         raise UserError(f"{flag} has {values.size} values, the model's latent space has {latent_dim}")
     if not np.all(np.isfinite(values)):

@@ -27,6 +27,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -59,8 +60,11 @@ MAX_CLIENTS = 8
 SEND_TIMEOUT_S = 2.0
 #: Replies waiting for one page (acks, errors); older ones are dropped past this.
 MAX_PENDING_REPLIES = 64
-#: Bytes buffered towards one page before a send waits (about two frames).
+#: Bytes buffered towards one page before a send waits (about two frames), in the library
+#: and in the kernel: left to itself, Linux grows a socket's send buffer to megabytes,
+#: which a slow page would fill with seconds of stale frames.
 WRITE_LIMIT = 64 * 1024
+SOCKET_SEND_BUFFER = 128 * 1024
 STATIC_FILES = {"/": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".png": "image/png"}  # fmt: skip
@@ -302,6 +306,9 @@ class WebServer:
             self.counters["refused"] += 1
             await ws.close(1013, f"at most {MAX_CLIENTS} pages can be open")
             return
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
         page = _Page(ws)
         self._pages.add(page)
         self.counters["pages"] += 1
@@ -362,8 +369,8 @@ class WebServer:
             return {"type": "error", "id": exc.request_id, "message": str(exc)}
         except UserError as exc:  # a preset that cannot be loaded or saved
             self.counters["errors"] += 1
-            hint = f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
-            return {"type": "error", "id": rid, "message": f"{exc.args[0]}{hint}"}
+            hint = f" ({exc.hint})" if exc.hint else ""
+            return {"type": "error", "id": rid, "message": f"{exc.message}{hint}"}
         self.counters["applied"] += 1
         return None if rid is None else {"type": "ack", "id": rid}
 

@@ -1,0 +1,254 @@
+"""The web page in a real browser (headless Chromium) against an engine on the JACK dummy server."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+from scipy import signal
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from test_osc_live import _noise
+
+import aether_rt
+from aether_rt.commands.live import web_images
+from aether_rt.control import ControlState, StateBox
+from aether_rt.engine import Engine, EngineSettings
+from aether_rt.modulation import Modulation
+from aether_rt.osc import OscServer
+from aether_rt.preset import PresetShelf
+from aether_rt.web import protocol
+from aether_rt.web.server import WebServer
+
+FS = 48_000
+pytestmark = pytest.mark.audio
+#: Screenshots land here (CI keeps them as artefacts): $AETHER_ARTIFACTS, else test-artifacts/.
+ARTIFACTS = Path(os.environ.get("AETHER_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+def chromium() -> webdriver.Chrome:
+    """Debian's headless Chromium through its chromedriver (never a downloaded browser)."""
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver; .ci/run installs them")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return aether_rt.load_model()
+
+
+class LivePage:
+    """An engine playing noise on JACK, with OSC and the web server wired as `run --web` wires them."""
+
+    def __init__(self, model, folder: Path) -> None:
+        start = ControlState(modulation=Modulation(mode="static", center=(0.0, 0.0, 0.0, 0.0)))
+        self.engine = Engine(EngineSettings(samplerate=FS, blocksize=64), model, StateBox(start),
+                             source=_noise(8.0), loop=True)  # fmt: skip
+        self.shelf = PresetShelf([folder], model)
+        self.osc = OscServer(self.engine.box, self.engine.clock, port=0, recall_preset=self.shelf.recall,
+                             preset_name=lambda: self.shelf.current)  # fmt: skip
+        self.web = WebServer(
+            self.engine.box, self.engine.clock, sample_rate_hz=FS, coeffs=self.engine.bank.coeffs_in_use,
+            meters=self.engine.meters, presets=self.shelf, images=web_images(model, FS), port=0,
+        )  # fmt: skip
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.engine.start()
+        try:
+            while not self.stop.wait(0.1):
+                self.engine.watchdog()
+        finally:
+            self.engine.stop()
+
+    def __enter__(self) -> LivePage:
+        self.osc.start()
+        self.web.start()
+        self.thread.start()
+        wait_for(lambda: self.engine.clock() > 0.3, "audio")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.web.stop()
+        self.osc.stop()
+
+
+@pytest.fixture(scope="module")
+def live(model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePage]:
+    with LivePage(model, tmp_path_factory.mktemp("presets")) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def browser(live: LivePage) -> Iterator[webdriver.Chrome]:
+    driver = chromium()
+    try:
+        driver.get(live.web.url)
+        wait_for(lambda: driver.execute_script("return window.aether && window.aether.stats.frames > 5"),
+                 "the page's first frames", timeout=15)  # fmt: skip
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_frame(driver: webdriver.Chrome) -> dict[str, Any]:
+    return driver.execute_script("return window.aether.frame")
+
+
+def test_the_page_draws_the_running_tables_response_at_20_fps_or_more(live: LivePage, browser) -> None:
+    time.sleep(2.2)  # two full seconds of the page's own count
+    stats = browser.execute_script("return window.aether.stats")
+    assert stats["connected"] and stats["fps"] >= 20, stats
+    # What the page plots is the response of the table the audio is running, through scipy.
+    frame = page_frame(browser)
+    table = live.engine.bank.coeffs_in_use()  # static z: the table does not move
+    sos = np.concatenate([table[:, :3], np.ones((table.shape[0], 1)), table[:, 3:]], axis=1)
+    _, h = signal.sosfreqz(sos, worN=protocol.plot_freqs_hz(FS), fs=FS)
+    np.testing.assert_allclose(np.array(frame["response"]) * protocol.DB_STEP, 20 * np.log10(np.abs(h)), atol=0.06)
+    assert len(frame["filters"]) == 32
+    sliders = browser.find_elements(By.CSS_SELECTOR, "input.z-slider")
+    assert [s.get_attribute("min") for s in sliders] == ["-3"] * 4 and len(sliders) == 4
+    assert browser.find_element(By.ID, "xruns").text.isdigit()
+    assert browser.find_element(By.ID, "meter-in-out").text.endswith("dBFS")  # the noise source's level
+
+
+def test_moving_a_slider_changes_the_engine_and_the_plotted_curve(live: LivePage, browser) -> None:
+    box = live.engine.box
+    before = np.array(page_frame(browser)["response"])
+    canvas_before = browser.execute_script("return document.getElementById('response').toDataURL()")
+    slider = browser.find_element(By.ID, "z1")
+    slider.click()  # a real click and real keys: the browser fires the input events
+    slider.send_keys(Keys.END)
+    wait_for(lambda: box.state.modulation.center[1] == 3.0, "z1 = 3 in the engine")
+    assert box.state.modulation.mode == "manual"
+    wait_for(lambda: np.abs(live.engine.controller.last_z[1] - 3.0) < 1e-9, "the control thread at z1 = 3")
+
+    def curve_moved() -> bool:
+        now = np.array(page_frame(browser)["response"])
+        return np.max(np.abs(now - before)) * protocol.DB_STEP > 3.0
+
+    wait_for(curve_moved, "the plotted response to change by > 3 dB")
+    time.sleep(0.2)
+    assert browser.execute_script("return document.getElementById('response').toDataURL()") != canvas_before
+    assert browser.find_element(By.ID, "z1-out").text == "+3.00"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "web-page.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000
+
+
+def test_an_osc_change_moves_the_slider(live: LivePage, browser) -> None:
+    client = SimpleUDPClient("127.0.0.1", live.osc.port)
+    client.send_message("/aether/mix", 0.25)
+    mix = browser.find_element(By.ID, "mix")
+    wait_for(lambda: mix.get_attribute("value") == "0.25", "the mix slider at 0.25")
+    assert browser.find_element(By.ID, "mix-out").text == "25 %"
+    client.send_message("/aether/bypass", 1)
+    wait_for(lambda: browser.find_element(By.ID, "bypass").is_selected(), "the bypass box ticked")
+    client.send_message("/aether/bypass", 0)
+    wait_for(lambda: not browser.find_element(By.ID, "bypass").is_selected(), "the bypass box cleared")
+
+
+def test_a_bad_value_from_the_page_is_answered_and_changes_nothing(live: LivePage, browser) -> None:
+    version = live.engine.box.version
+    browser.execute_script(
+        "window.aether.ws.send(JSON.stringify({type: 'set', id: 99999, param: 'mix', value: 7}))"
+    )  # what a broken or hostile page could send
+    wait_for(lambda: browser.find_element(By.ID, "message").text == "mix: 7 is outside [0, 1]", "the error shown")
+    assert live.engine.box.version == version
+
+
+def test_a_page_from_another_origin_cannot_connect(live: LivePage, browser, tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text(
+        f"<script>const ws = new WebSocket('ws://127.0.0.1:{live.web.port}/ws');"
+        "window.result = 'pending'; ws.onopen = () => window.result = 'open';"
+        "ws.onerror = () => window.result = 'refused';</script>"
+    )
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    refused = live.web.counters["refused"]
+    pages = live.web.pages()
+    try:
+        browser.get(f"http://127.0.0.1:{other.server_address[1]}/index.html")
+        result = "return window.result !== 'pending' && window.result"
+        assert wait_for(lambda: browser.execute_script(result), "the foreign page's attempt") == "refused"
+        assert live.web.counters["refused"] == refused + 1
+        assert live.web.pages() == pages - 1  # our page left with the navigation; the foreign one never joined
+    finally:
+        other.shutdown()
+
+
+def test_run_web_serves_the_page_and_a_taken_port_exits_2(jack_server: None, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    cmd = [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--duration", "60"]
+    proc = subprocess.Popen([*cmd, "--web", str(port)], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = wait_for(lambda: _line_with(proc, "web page at"), "the run's banner", timeout=120)
+        assert f"http://127.0.0.1:{port}/" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as resp:
+            assert resp.status == 200 and b"aether-rt" in resp.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/img/map.png") as resp:
+            assert resp.read().startswith(b"\x89PNG")
+        taken = subprocess.run([*cmd, "--web", str(port)], capture_output=True, text=True, env=env, timeout=180)
+        assert taken.returncode == 2 and "Traceback" not in taken.stderr
+        assert f"cannot serve the web page on 127.0.0.1:{port}" in taken.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _line_with(proc: subprocess.Popen[str], text: str) -> str | None:
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
+    line = proc.stderr.readline() if proc.stderr else ""
+    return line if text in line else None
+
+
+def test_saving_from_the_page_writes_a_preset(live: LivePage, browser, tmp_path: Path) -> None:
+    browser.get(live.web.url)
+    wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "frames")
+    name = browser.find_element(By.ID, "preset-name")
+    name.send_keys("page-made")
+    browser.find_element(By.ID, "preset-save").click()
+    wait_for(lambda: (live.shelf.dirs[0] / "page-made.yaml").exists(), "the saved preset file")
+    options = "return [...document.querySelectorAll('#preset-list option')].map((o) => o.value)"
+    wait_for(lambda: "page-made" in browser.execute_script(options), "the new preset in the picker")
+    assert live.shelf.names().count("page-made") == 1
