@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers.browser import chromium, wait_for
 from pythonosc.udp_client import SimpleUDPClient
 from scipy import signal
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from test_osc_live import _noise
@@ -39,29 +38,6 @@ FS = 48_000
 pytestmark = pytest.mark.audio
 #: Screenshots land here (CI keeps them as artefacts): $AETHER_ARTIFACTS, else test-artifacts/.
 ARTIFACTS = Path(os.environ.get("AETHER_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
-
-
-def chromium() -> webdriver.Chrome:
-    """Debian's headless Chromium through its chromedriver (never a downloaded browser)."""
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if browser is None or driver is None:
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver; .ci/run installs them")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=opts)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
