@@ -85,7 +85,7 @@ class LivePage:
 
 
 @pytest.fixture(scope="module")
-def live(model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePage]:
+def live(model, jack_server: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePage]:
     with LivePage(model, tmp_path_factory.mktemp("presets")) as page:
         yield page
 
