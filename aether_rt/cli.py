@@ -1,10 +1,9 @@
 """The ``aether-rt`` command line: parses arguments and delegates.
 
-Subcommands:
-
-* ``devices``: list the audio devices PortAudio sees.
-* ``demo``: render the built-in guitar phrase through the moving filter bank to a
-  WAV/FLAC file and report how fast it ran.
+Subcommands: ``devices``, ``demo``, the live ones (``run``, ``render``, ``presets``;
+:mod:`aether_rt.commands.live`) and the model's (``train``, ``eval``, ``encode``,
+``inspect``, ``sweep``, ``map``; :mod:`aether_rt.commands.model`). ``aether-rt --help``
+lists them with what they do.
 
 A user's mistake prints ``aether-rt: error: ...`` with a hint and exits with status 2;
 there is no traceback for anything a user can fix.
@@ -13,6 +12,7 @@ there is no traceback for anything a user can fix.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +20,22 @@ from pathlib import Path
 
 from aether_rt import __version__
 from aether_rt.errors import UserError
+
+
+def entry() -> None:
+    """The process entry point (``aether-rt``, ``python -m aether_rt``): :func:`main`, then exit.
+
+    Before the interpreter shuts down, every object is frozen out of the garbage
+    collector's reach: its final collection walks JAX's, XLA's and Numba's object graphs.
+    Ctrl-C to process exit in a live run measured 0.60-0.71 s with it and 0.17-0.21 s
+    without (2 cores; the audio itself stops within 0.09 s). Nothing is lost: the commands
+    write and close their files themselves, and the operating system takes back the memory.
+    """
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    sys.exit(status)
 
 
 def main(argv: list[str] | None = None) -> int:

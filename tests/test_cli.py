@@ -22,6 +22,18 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     )
 
 
+def test_the_installed_command_is_the_same_command_line(tmp_path: Path) -> None:
+    # The `aether-rt` script pip writes beside the interpreter (the README's first command runs it).
+    script = Path(sys.executable).with_name("aether-rt")
+    assert script.is_file(), "install the project (pip install .) to get the aether-rt command"
+    ok = subprocess.run([str(script), "inspect", "--z", "0,0,0,0", "--json"], capture_output=True, text=True,
+                        timeout=300)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("freq_hz") == 32
+    bad = subprocess.run([str(script), "inspect", "--z", "0,0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "latent space has 4" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_demo_writes_a_playable_file(tmp_path: Path) -> None:
     out = tmp_path / "demo.flac"
     result = _cli("demo", "--out", str(out), "--seconds", "3", "--samplerate", "44100")

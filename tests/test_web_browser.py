@@ -23,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from test_osc_live import _noise
+from test_web import _handshake
 
 import aether_rt
 from aether_rt.commands.live import web_images
@@ -32,7 +33,7 @@ from aether_rt.modulation import Modulation
 from aether_rt.osc import OscServer
 from aether_rt.preset import PresetShelf
 from aether_rt.web import protocol
-from aether_rt.web.server import WebServer
+from aether_rt.web.server import SEND_TIMEOUT_S, WebServer
 
 FS = 48_000
 pytestmark = pytest.mark.audio
@@ -228,3 +229,30 @@ def test_saving_from_the_page_writes_a_preset(live: LivePage, browser, tmp_path:
     options = "return [...document.querySelectorAll('#preset-list option')].map((o) => o.value)"
     wait_for(lambda: "page-made" in browser.execute_script(options), "the new preset in the picker")
     assert live.shelf.names().count("page-made") == 1
+
+
+def test_a_stalled_page_never_holds_up_the_control_thread_or_the_audio(live: LivePage, browser) -> None:
+    # A page that opens the socket and then reads nothing: once its buffers are full, the
+    # server's sends to it wait, until it is dropped. Meanwhile the healthy page's change
+    # must reach the sound, and the audio and the control thread must not notice.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", live.web.port))
+    stalled.sendall(_handshake(f"127.0.0.1:{live.web.port}"))
+    dropped, skipped = live.web.counters["slow_pages_dropped"], live.web.counters["frames_skipped"]
+    try:
+        # Frames skipped: the stalled page's mailbox is full, its sender is stuck in a send.
+        wait_for(lambda: live.web.counters["frames_skipped"] >= skipped + 10, "the stalled page to back up")
+        frames, updates = live.engine.meters()["frames"], live.engine.controller.updates
+        started = time.monotonic()
+        browser.execute_script("window.aether.ws.send(JSON.stringify({type: 'set', param: 'z/2', value: -2.5}))")
+        wait_for(lambda: abs(live.engine.controller.last_z[2] + 2.5) < 1e-9, "the control thread at z2 = -2.5")
+        assert live.web.counters["slow_pages_dropped"] == dropped  # it landed while the stalled page was held
+        wait_for(lambda: live.web.counters["slow_pages_dropped"] == dropped + 1, "the stalled page dropped",
+                 timeout=3 * SEND_TIMEOUT_S)  # fmt: skip
+        elapsed = time.monotonic() - started
+        # Through the whole stall the audio kept its clock and the control thread kept publishing.
+        assert live.engine.meters()["frames"] - frames > 0.8 * FS * elapsed
+        assert live.engine.controller.updates > updates
+    finally:
+        stalled.close()

@@ -23,7 +23,11 @@ def chromium() -> webdriver.Chrome:
         raise RuntimeError("the browser tests need Debian's chromium and chromium-driver; .ci/run installs them")
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
+    # No background traffic: the machines this runs on have no internet, and Chromium's
+    # update, sync and QUIC probes would only fail, many at a time.
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700",
+                "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-quic"):  # fmt: skip
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(driver), options=opts)
