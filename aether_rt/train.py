@@ -20,6 +20,11 @@ the model (``model.msgpack`` + ``model.json``) and of the full training state
 (``train_state.msgpack``, for ``resume``), and a line of ``metrics.jsonl``. Batches are
 drawn from a generator seeded by (seed, step) and the dropout-free model is
 deterministic on the CPU, so a resumed run continues exactly where it stopped.
+
+:func:`aether_rt.finetune.finetune` starts from a trained model (``train --init``): a
+user's few IRs, all of them trained on, share every batch with the synthetic corpus so
+the map keeps its shape; the fit to the user's IRs and to the fixed synthetic held-out
+set are measured before and after.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 from aether_rt.data.datasets import Dataset
 from aether_rt.errors import UserError
 from aether_rt.features import FeatureSpec
-from aether_rt.models.checkpoint import ModelConfig, save_model
+from aether_rt.models.checkpoint import LoadedModel, ModelConfig, save_model
 from aether_rt.models.mapping import MODEL_SAMPLE_RATE_HZ, MappingBounds
 
 #: Bounds of the shipped model. The card's, except a 96 Hz floor instead of 240 Hz: the
@@ -45,6 +50,16 @@ from aether_rt.models.mapping import MODEL_SAMPLE_RATE_HZ, MappingBounds
 #: from 0.37 to 0.60 dB); the biquad design caps the frequency at 0.49 fs anyway.
 SHIPPED_BOUNDS = MappingBounds(freq_min_frac=0.004, freq_max_frac=1.0, q_min=0.1, gain_max_db=20.0)
 
+#: Fine-tuning defaults (:func:`aether_rt.finetune.finetune_config`): a trained map needs
+#: a nudge, not a new start, so about a tenth of the steps at a third of the peak rate,
+#: the KL weight at full strength from the first step, half of every batch from this
+#: synthetic corpus, and a checkpoint (with the fit measured) every 500 steps.
+FINETUNE_STEPS = 3000
+FINETUNE_LR = 1e-3
+FINETUNE_MIX = "synthetic:2000"
+FINETUNE_MIX_FRACTION = 0.5
+FINETUNE_STEPS_PER_EPOCH = 500
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -52,7 +67,7 @@ class TrainConfig:
 
     latent_dim: int = 4
     num_filters: int = 32
-    steps: int = 28_000
+    steps: int = 32_000
     batch_size: int = 64
     learning_rate: float = 3e-3
     warmup_steps: int = 500
@@ -69,6 +84,7 @@ class TrainConfig:
     smooth_box: float = 2.0
     seed: int = 0
     bounds: MappingBounds = SHIPPED_BOUNDS
+    mix_fraction: float = 0.0  # of every batch from a mix corpus (fine-tuning: FINETUNE_MIX_FRACTION)
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "num_filters", "steps", "batch_size", "steps_per_epoch"):
@@ -76,6 +92,12 @@ class TrainConfig:
                 raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not (self.learning_rate > 0 and self.beta >= 0 and 0 < self.holdout_fraction < 0.5):
             raise UserError("need learning-rate > 0, beta >= 0 and 0 < holdout < 0.5")
+        if not 0 <= self.mix_fraction < 1:
+            raise UserError(f"mix-fraction must be in [0, 1), got {self.mix_fraction}")
+
+    def model_config(self) -> ModelConfig:
+        """The model this configuration trains."""
+        return ModelConfig(self.num_filters, self.latent_dim, self.bounds, FeatureSpec(), MODEL_SAMPLE_RATE_HZ)
 
 
 class TrainState(NamedTuple):
@@ -95,6 +117,7 @@ class TrainResult:
     steps: int
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    data_lsd_db: float = float("nan")  # on the training data itself (with a separate validation set)
 
 
 def bin_freqs_hz(spec: FeatureSpec) -> np.ndarray:
@@ -133,11 +156,19 @@ def train(
     command: list[str] | None = None,
     show_progress: bool = True,
     until_step: int | None = None,
+    init: LoadedModel | None = None,
+    mix: Dataset | None = None,
+    validation: Dataset | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train, checkpointing into ``out_dir`` every epoch; returns the final model's path and LSD.
 
     ``until_step`` stops the run early (with a checkpoint) as an interruption would; a
-    later ``resume=True`` call continues it exactly.
+    later ``resume=True`` call continues it exactly. ``init`` starts from that model's
+    weights (its shape must be ``cfg``'s). With ``validation``, all of ``dataset`` is
+    trained on and ``validation`` is the held-out set (else a ``holdout_fraction`` split).
+    With ``mix``, ``cfg.mix_fraction`` of every batch is drawn from it. ``metadata`` is
+    added to the checkpoint's sidecar.
     """
     import jax
     import jax.numpy as jnp
@@ -147,12 +178,16 @@ def train(
     from aether_rt.models.design import filters_from_outputs, response_db
     from aether_rt.models.vae import kl_divergence
 
-    config = ModelConfig(cfg.num_filters, cfg.latent_dim, cfg.bounds, FeatureSpec(), MODEL_SAMPLE_RATE_HZ)
+    config = cfg.model_config()
+    if init is not None:
+        check_init(init, config)
     module, decoded_response_db, lsd_fn = make_model_fns(config)
     freqs = bin_freqs_hz(config.feature)
-    train_set, held_out = dataset.split(cfg.holdout_fraction, cfg.seed)
+    train_set, held_out = dataset.split(cfg.holdout_fraction, cfg.seed) if validation is None else (dataset, validation)
     x_train = jnp.asarray(train_set.features)
     x_val = jnp.asarray(held_out.features)
+    x_mix = None if mix is None else jnp.asarray(mix.features)
+    n_mix = 0 if mix is None else round(cfg.mix_fraction * cfg.batch_size)
     warmup = min(cfg.warmup_steps, cfg.steps // 10)  # optax counts the warmup inside decay_steps
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, cfg.learning_rate, warmup, max(cfg.steps, warmup + 1), cfg.learning_rate * cfg.final_lr_fraction
@@ -184,12 +219,16 @@ def train(
                                                                "grad_norm": optax.tree.norm(grads)}  # fmt: skip
 
     @jax.jit
-    def validate(params: Any) -> tuple[Any, Any]:
+    def validate(params: Any) -> tuple[Any, Any, Any]:
         mu, logvar = module.apply({"params": params}, x_val, method=module.encode)
-        return lsd_fn(params, x_val), kl_divergence(mu, logvar).mean(axis=0)
+        data_lsd = lsd_fn(params, x_train) if validation is not None else jnp.full((1,), jnp.nan)
+        return lsd_fn(params, x_val), kl_divergence(mu, logvar).mean(axis=0), data_lsd
 
     key = jax.random.PRNGKey(cfg.seed)
-    params = module.init(key, jnp.ones((1, config.feature.n_bins)), key)["params"]
+    if init is None:
+        params = module.init(key, jnp.ones((1, config.feature.n_bins)), key)["params"]
+    else:
+        params = jax.tree_util.tree_map(jnp.asarray, init.params)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "train_state.msgpack"
@@ -208,18 +247,20 @@ def train(
     start_step = int(state.step)
     started = time.monotonic()
     bar = _progress(cfg.steps, start_step, show_progress)
-    val_lsd = float("nan")
+    val_lsd = data_lsd = float("nan")
     step_metrics: dict[str, Any] = {}
     last_step = cfg.steps if until_step is None else min(cfg.steps, until_step)
     for step in range(start_step, last_step):
         rng = np.random.default_rng([cfg.seed, step])
-        batch = x_train[rng.integers(0, x_train.shape[0], cfg.batch_size)]
+        batch = x_train[rng.integers(0, x_train.shape[0], cfg.batch_size - n_mix)]
+        if x_mix is not None:
+            batch = jnp.concatenate([batch, x_mix[rng.integers(0, x_mix.shape[0], n_mix)]])
         beta = cfg.beta * min(1.0, (step + 1) / max(1.0, cfg.beta_warmup * cfg.steps))
         state, step_metrics = train_step(state, batch, jax.random.fold_in(key, step), beta)
         bar.update(1)
         if (step + 1) % cfg.steps_per_epoch == 0 or step + 1 == last_step:
-            lsd, kl_dims = validate(state.params)
-            val_lsd = float(np.mean(lsd))
+            lsd, kl_dims, data_lsds = validate(state.params)
+            val_lsd, data_lsd = float(np.mean(lsd)), float(np.mean(data_lsds))
             record = {
                 "step": step + 1,
                 "epoch": (step + 1 + cfg.steps_per_epoch - 1) // cfg.steps_per_epoch,
@@ -229,6 +270,7 @@ def train(
                 "val_lsd_db": round(val_lsd, 5),
                 "val_lsd_median_db": round(float(np.median(lsd)), 5),
                 "val_kl_per_dim_nats": [round(float(v), 4) for v in kl_dims],
+                **({"data_lsd_db": round(data_lsd, 5)} if validation is not None else {}),
             }
             history.append(record)
             with open(metrics_path, "a") as f:
@@ -242,15 +284,54 @@ def train(
                     "data": {**dataset.description, "train_items": len(train_set), "held_out_items": len(held_out)},
                     "command": command or [],
                     "metrics": record,
+                    **(metadata or {}),
                 },
             )
             state_path.write_bytes(serialization.to_bytes(state))
-            bar.set_postfix(loss=f"{float(step_metrics['loss']):.3f}", val_lsd=f"{val_lsd:.3f} dB")
+            shown = {"data_lsd": f"{data_lsd:.3f} dB"} if validation is not None else {}
+            bar.set_postfix(loss=f"{float(step_metrics['loss']):.3f}", val_lsd=f"{val_lsd:.3f} dB", **shown)
     bar.close()
-    return TrainResult(out_dir / "model.msgpack", val_lsd, last_step, time.monotonic() - started, history)
+    seconds = time.monotonic() - started
+    return TrainResult(out_dir / "model.msgpack", val_lsd, last_step, seconds, history, data_lsd)
+
+
+def check_init(init: LoadedModel, config: ModelConfig) -> None:
+    """Raise a UserError naming both shapes unless ``init`` is a model of ``config``'s shape."""
+    if init.config == config:
+        return
+    raise UserError(
+        f"cannot start from {str(init.path)!r}: it is a model of {_shape(init.config, config)}, "
+        f"this run trains {_shape(config, init.config)}",
+        "fine-tune with the model's own shape (leave out --latent-dim/--num-filters), or train from scratch "
+        "(leave out --init)",
+    )
+
+
+def _shape(config: ModelConfig, other: ModelConfig) -> str:
+    """Latent size and filters, plus whatever else differs from ``other``."""
+    parts = [f"latent dim {config.latent_dim}", f"{config.num_filters} filters"]
+    if config.bounds != other.bounds:
+        parts.append(f"bounds {asdict(config.bounds)}")
+    if config.feature != other.feature:
+        parts.append(f"feature {config.feature.to_dict()}")
+    if config.sample_rate_hz != other.sample_rate_hz:
+        parts.append(f"frequencies relative to {config.sample_rate_hz:g} Hz")
+    return ", ".join(parts)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, desc="train")
+
+
+def __getattr__(name: str) -> Any:
+    """``finetune``, ``finetune_config`` and ``FinetuneResult`` (defined in :mod:`aether_rt.finetune`).
+
+    Loaded on first use: that module builds on this one, so it cannot be imported here.
+    """
+    if name in ("finetune", "finetune_config", "FinetuneResult"):
+        from aether_rt import finetune
+
+        return getattr(finetune, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -139,7 +139,7 @@ def test_inspect_encode_sweep_and_eval_commands(trained: Path, tmp_path: Path) -
     out = _cli("encode", str(tmp_path / "ir.wav"), "--model", str(trained), "--refine", "50", "--json")
     assert out.returncode == 0, out.stderr
     enc = json.loads(out.stdout)
-    assert len(enc["z"]) == 2 and enc["lsd_db"] <= enc["encoder_lsd_db"]
+    assert len(enc["z"]) == 2 and enc["in_region"] and enc["fit_db"] > 0 and enc["refine_steps"] == 50
 
     out = _cli("sweep", "--model", str(trained), "--out", str(tmp_path / "sweep.png"))
     assert out.returncode == 0, out.stderr

@@ -23,9 +23,9 @@ from aether_rt.errors import UserError
 from aether_rt.features import DEFAULT_SPEC, FeatureSpec, feature, prepare_ir, raw_feature
 
 IR_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff")
-DEFAULT_SYNTHETIC_N = 4000
+DEFAULT_SYNTHETIC_N = 12_000
 # Bump when the synthetic generator changes, so stale caches are never reused.
-SYNTHETIC_VERSION = 3
+SYNTHETIC_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,15 @@ def load_dataset(
 
 
 def folder_dataset(folder: Path, *, spec: FeatureSpec = DEFAULT_SPEC) -> Dataset:
-    """Features of every readable IR file below ``folder``; unusable files are listed."""
-    import soundfile as sf
+    """Features of every usable IR file below ``folder``; the others are listed with the reason.
 
+    A file is skipped when it cannot be read, or is no impulse response by the checks
+    of :mod:`aether_rt.data.screen` (music, noise, silence, DC, clipping, ...).
+
+    Raises:
+        UserError: no such folder, or no usable file in it (every file and its reason listed).
+
+    """
     if not folder.is_dir():
         raise UserError(
             f"data folder {str(folder)!r} does not exist", "give a folder of WAV/FLAC/AIFF files, or synthetic"
@@ -102,25 +108,55 @@ def folder_dataset(folder: Path, *, spec: FeatureSpec = DEFAULT_SPEC) -> Dataset
     features, raws, names, rejected = [], [], [], []
     for path in files:
         try:
-            audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-            ir = prepare_ir(audio, float(rate), spec)
-            if ir.size < 32:
-                raise ValueError(f"too short: {ir.size} samples after the onset")
-        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
+            ir = _read_ir(path, spec)
+        except ValueError as exc:
             rejected.append((str(path), str(exc)))
             continue
         features.append(feature(ir, spec))
         raws.append(raw_feature(ir, spec))
         names.append(str(path))
     if not names:
-        detail = "; ".join(f"{name}: {why}" for name, why in rejected[:5]) or "no WAV/FLAC/AIFF files found"
-        raise UserError(f"no usable impulse response in {str(folder)!r} ({detail})")
+        raise _nothing_usable(folder, rejected)
     return Dataset(
         np.stack(features),
         np.stack(raws),
         names,
         {"kind": "folder", "path": str(folder.resolve()), "files": len(files), "usable": len(names)},
         rejected,
+    )
+
+
+def _read_ir(path: Path, spec: FeatureSpec) -> np.ndarray:
+    """The prepared IR of one file (:func:`~aether_rt.features.prepare_ir`); ValueError saying why not."""
+    import soundfile as sf
+
+    from aether_rt.data.screen import MAX_SECONDS, screen_ir
+
+    try:
+        info = sf.info(str(path))
+        if info.frames > MAX_SECONDS * info.samplerate:  # before reading: a song is not loaded whole
+            raise ValueError(f"too long: {info.frames / info.samplerate:.0f} s (music or a recording?)")
+        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise ValueError(f"cannot read it as audio: {getattr(exc, 'error_string', None) or exc}") from None
+    reason = screen_ir(audio, float(rate))
+    if reason:
+        raise ValueError(reason)
+    ir = prepare_ir(audio, float(rate), spec)
+    if ir.size < 32:
+        raise ValueError(f"too short: {ir.size} samples after the onset")
+    return ir
+
+
+def _nothing_usable(folder: Path, rejected: list[tuple[str, str]]) -> UserError:
+    if not rejected:
+        return UserError(f"no usable impulse response in {str(folder)!r}: it holds no WAV/FLAC/AIFF file")
+    shown = [f"  {Path(name).relative_to(folder)}: {why}" for name, why in rejected[:20]]
+    if len(rejected) > len(shown):
+        shown.append(f"  ... and {len(rejected) - len(shown)} more")
+    return UserError(
+        f"no usable impulse response in {str(folder)!r}: all {len(rejected)} files skipped\n" + "\n".join(shown),
+        "an impulse response starts at its loudest moment and decays (docs/model.md, 'Your own IRs')",
     )
 
 
@@ -136,7 +172,7 @@ def synthetic_dataset(
     """The first ``n`` IRs of synthetic corpus ``seed``: built in parallel, cached on disk."""
     from aether_rt.data import synthetic
 
-    key = {"version": SYNTHETIC_VERSION, "seed": seed, "n": n, "colour": synthetic.COLOUR_STRENGTH, **spec.to_dict()}
+    key = {"version": SYNTHETIC_VERSION, "seed": seed, "n": n, "families": synthetic.family_weights(), **spec.to_dict()}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     cache = (cache_dir or default_cache_dir()) / f"synthetic-{digest}.npz"
     description = {"kind": "synthetic", "seed": seed, "n": n, "generator_version": SYNTHETIC_VERSION}
