@@ -135,6 +135,9 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
                           "(default: %(default)s, this machine only; 0.0.0.0 for a tablet on the network)")  # fmt: skip
     web.add_argument("--web-allow-host", action="append", metavar="NAME",
                      help="a DNS name the page may be opened by (besides localhost and IPs); repeatable")  # fmt: skip
+    web.add_argument("--ir-library", metavar="FOLDER",
+                     help="show the impulse responses below FOLDER on the page's latent planes (click one to go "
+                          "there); encoded at start, beside the running effect")  # fmt: skip
     p.set_defaults(func=live.cmd_run)
 
     p = sub.add_parser(
@@ -168,23 +171,42 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     from aether_rt.commands import model as m
+    from aether_rt.data.datasets import DEFAULT_SYNTHETIC_N as DEFAULT_CORPUS_N
     from aether_rt.train import TrainConfig
 
-    p = sub.add_parser("train", help="train a model on impulse responses", description="Train the ParametricVAE.")
+    p = sub.add_parser(
+        "train",
+        help="train a model on impulse responses, or fine-tune one on yours (--init)",
+        description="Train the ParametricVAE; with --init, fine-tune a trained one on your IRs (docs/model.md).",
+    )
     d = TrainConfig()  # one definition of the defaults
+    from aether_rt.train import FINETUNE_LR, FINETUNE_MIX, FINETUNE_MIX_FRACTION, FINETUNE_STEPS
+    from aether_rt.train import FINETUNE_STEPS_PER_EPOCH as FT_EPOCH
+
     show = "(default: %(default)s)"
     p.add_argument("--data", default="synthetic", help="a folder of IRs, or synthetic[:N] " + show)
-    p.add_argument("--latent-dim", type=_bounded(int, 1, 64, "latent dim"), default=d.latent_dim, help=show)
-    p.add_argument("--num-filters", type=_bounded(int, 1, 256, "filter count"), default=d.num_filters, help=show)
-    p.add_argument("--steps", type=_bounded(int, 1, 10**7, "steps"), default=d.steps, help=show)
+    p.add_argument("--latent-dim", type=_bounded(int, 1, 64, "latent dim"),
+                   help=f"(default: {d.latent_dim}, or the --init model's)")  # fmt: skip
+    p.add_argument("--num-filters", type=_bounded(int, 1, 256, "filter count"),
+                   help=f"(default: {d.num_filters}, or the --init model's)")  # fmt: skip
+    p.add_argument("--steps", type=_bounded(int, 1, 10**7, "steps"),
+                   help=f"(default: {d.steps}, or {FINETUNE_STEPS} with --init)")  # fmt: skip
     p.add_argument("--batch-size", type=_bounded(int, 1, 4096, "batch size"), default=d.batch_size, help=show)
-    p.add_argument("--lr", type=_bounded(float, 1e-6, 1.0, "learning rate"), default=d.learning_rate, help=show)
-    p.add_argument("--beta", type=_bounded(float, 0.0, 10.0, "beta"), default=d.beta, help="KL weight " + show)
-    p.add_argument("--steps-per-epoch", type=_bounded(int, 1, 10**6, "steps per epoch"), default=d.steps_per_epoch,
-                   help="checkpoint interval " + show)  # fmt: skip
+    p.add_argument("--lr", type=_bounded(float, 1e-6, 1.0, "learning rate"),
+                   help=f"peak learning rate (default: {d.learning_rate:g}, {FINETUNE_LR:g} with --init)")  # fmt: skip
+    p.add_argument("--beta", type=_bounded(float, 0.0, 10.0, "beta"),
+                   help=f"KL weight (default: {d.beta:g}, or the --init model's)")  # fmt: skip
+    p.add_argument("--steps-per-epoch", type=_bounded(int, 1, 10**6, "steps per epoch"),
+                   help=f"checkpoint interval (default: {d.steps_per_epoch}, or {FT_EPOCH} with --init)")  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed, help="data split, batches and init " + show)
     p.add_argument("--out", required=True, help="output folder (model.msgpack, model.json, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune this model (default, or a model folder or file), not a fresh one")  # fmt: skip
+    p.add_argument("--mix", metavar="DATA", help="with --init: synthetic IRs in every batch, so the map keeps its "
+                   f"shape (default: {FINETUNE_MIX})")  # fmt: skip
+    p.add_argument("--mix-fraction", type=_bounded(float, 0.0, 0.95, "mix fraction"),
+                   help=f"with --init: share of each batch from --mix (default: {FINETUNE_MIX_FRACTION})")  # fmt: skip
     p.set_defaults(func=m.cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model beside flat, PCA-4 and oracle anchors")
@@ -195,13 +217,23 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="also write the figures as JSON here")
     p.set_defaults(func=m.cmd_eval)
 
-    p = sub.add_parser("encode", help="print an impulse response's latent point")
-    p.add_argument("ir", help="a WAV/FLAC/AIFF impulse response")
+    from aether_rt.commands.encode import cmd_encode
+
+    p = sub.add_parser(
+        "encode",
+        help="an impulse response's latent point and fit, or a folder of them as a table and a map",
+        description="Encode an IR (or every IR below a folder): its latent point, the fit (LSD in dB against "
+        "the IR's smoothed spectrum), and whether it lies in the learned region |z_i| <= 2.",
+    )
+    p.add_argument("ir", metavar="IR", help="a WAV/FLAC/AIFF impulse response, or a folder of them")
     p.add_argument("--model", help="model folder or file (default: the shipped model)")
-    p.add_argument("--refine", type=_bounded(int, 0, 100_000, "refine steps"), default=0,
-                   help="gradient steps in z to fit the IR better (default: %(default)s)")  # fmt: skip
+    p.add_argument("--refine", type=_bounded(int, 0, 100_000, "refine steps"), default=0, metavar="N",
+                   help="Adam steps from several starts for the best-fitting point inside the learned region "
+                        "(e.g. 200; default: %(default)s, the encoder's mean)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=m.cmd_encode)
+    p.add_argument("--table", metavar="FILE", help="write the table here (.csv or .json; default: print it)")
+    p.add_argument("--map", metavar="IMAGE", help="draw the IRs as labelled points on the latent planes (.png, .svg)")
+    p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("inspect", help="print the filters a latent point decodes to")
     p.add_argument("--z", required=True, help="the latent point, comma-separated (e.g. 0.5,-1,0,0)")
@@ -227,6 +259,22 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", help="where the other dims stay, a full latent point (default: 0)")
     p.add_argument("--model", help="model folder or file (default: the shipped model)")
     p.set_defaults(func=m.cmd_map)
+
+    from aether_rt.commands.corpus import cmd_corpus
+
+    p = sub.add_parser(
+        "corpus",
+        help="the synthetic training corpus: families, examples, cache",
+        description="List the synthetic corpus's families (docs/model.md), draw examples of each, build its cache.",
+    )
+    p.add_argument("--n", type=_bounded(int, 2, 10**6, "corpus size"), default=DEFAULT_CORPUS_N,
+                   help="corpus size counted (default: %(default)s)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
+    p.add_argument("--examples", metavar="IMAGE", help="draw the first IRs of every family into this image")
+    p.add_argument("--per-family", type=_bounded(int, 1, 50, "examples per family"), default=5,
+                   help="examples per family in the picture (default: %(default)s)")  # fmt: skip
+    p.add_argument("--build", action="store_true", help="generate (in parallel) and cache the corpus now")
+    p.set_defaults(func=cmd_corpus)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:

@@ -44,6 +44,9 @@ MAX_RATE_HZ = 20.0
 MIN_BEATS, MAX_BEATS = 1.0 / 16.0, 256.0  # with sync: a cycle lasts this many beats
 MIN_SLOW_RATIO, MAX_SLOW_RATIO = 0.1, 10.0
 MAX_MORPH_S = 30.0
+#: The region the model learned, ``|z_i| <= 2`` (the prior's +-2 sigma): the default bound of
+#: the motion, the dashed square of the maps and the page, where ``encode --refine`` searches.
+LEARNED_BOUND = 2.0
 _DRIFT_RATIOS = (0.61, 1.0, 1.53)  # incommensurate: the sum never repeats audibly
 
 
@@ -81,7 +84,7 @@ class Modulation:
     sync: bool = False
     tempo_bpm: float = 120.0
     phase_origin_s: float = 0.0
-    bound: float = 2.0
+    bound: float = LEARNED_BOUND
     seed: int = 0
     slow_ratio: tuple[float, ...] | None = None
     phase_fast: float = 0.0

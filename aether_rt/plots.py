@@ -15,10 +15,11 @@ import numpy as np
 from aether_rt.dsp.measures import FEATURES
 from aether_rt.models.checkpoint import LoadedModel
 from aether_rt.models.design import response_db
+from aether_rt.modulation import LEARNED_BOUND
 
 SWEEP_VALUES = np.linspace(-2.0, 2.0, 9)
-#: The latent map's extent (|z| <= 3, the sliders' range) and the learned region (|z| <= 2).
-MAP_BOUND, LEARNED_BOUND = 3.0, 2.0
+#: The latent map's extent (|z| <= 3, the sliders' range); the learned region (dashed) is LEARNED_BOUND.
+MAP_BOUND = 3.0
 MAP_POINTS = 61
 #: The log-spaced grid the map's features are measured on.
 MAP_FREQS_HZ = np.geomspace(20.0, 20_000.0, 240)
@@ -124,27 +125,94 @@ def save_map(
     sample_rate_hz: float = 48_000.0,
 ) -> None:
     """Draw the latent map: one panel per feature over the (dims) slice, the learned region dashed."""
-    from matplotlib.colors import LogNorm
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(features), figsize=(5.2 * len(features), 4.6), squeeze=False, layout="constrained")
     n = model.config.latent_dim
     others = ", ".join(f"z{i}={0.0 if at is None else at[i]:g}" for i in range(n) if i not in dims)
     for ax, feature in zip(axes[0], features, strict=True):
-        values, grid = latent_slice(model, dims, feature, at=at, sample_rate_hz=sample_rate_hz)
-        _, label, cmap = FEATURES[feature]
-        norm = LogNorm(grid.min(), grid.max()) if feature == "centroid" else None
-        if feature == "tilt":
-            span = float(np.abs(grid).max()) or 1.0
-            norm = plt.Normalize(-span, span)  # 0 dB/octave in the colour map's middle
-        extent = (values[0], values[-1], values[0], values[-1])
-        image = ax.imshow(grid, origin="lower", extent=extent, cmap=cmap, norm=norm, aspect="equal")
-        _draw_learned_region(ax)
-        ax.set_xlabel(f"z{dims[0]}")
-        ax.set_ylabel(f"z{dims[1]}")
-        ax.set_title(label)
-        fig.colorbar(image, ax=ax, shrink=0.85)
+        _draw_slice(fig, ax, model, dims, feature, at, sample_rate_hz)
     fig.suptitle(f"aether-rt latent map: z{dims[0]} x z{dims[1]}" + (f" ({others})" if others else ""))
+    fig.savefig(out, dpi=110, format=None if isinstance(out, Path) else "png")
+    plt.close(fig)
+
+
+def _draw_slice(
+    fig: Any, ax: Any, model: LoadedModel, dims: tuple[int, int], feature: str, at: Any, sample_rate_hz: float
+) -> None:
+    """One map panel: the feature over the (dims) slice, its colour bar, the learned region dashed."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    values, grid = latent_slice(model, dims, feature, at=at, sample_rate_hz=sample_rate_hz)
+    _, label, cmap = FEATURES[feature]
+    norm = LogNorm(grid.min(), grid.max()) if feature == "centroid" else None
+    if feature == "tilt":
+        span = float(np.abs(grid).max()) or 1.0
+        norm = Normalize(-span, span)  # 0 dB/octave in the colour map's middle
+    extent = (values[0], values[-1], values[0], values[-1])
+    image = ax.imshow(grid, origin="lower", extent=extent, cmap=cmap, norm=norm, aspect="equal")
+    _draw_learned_region(ax)
+    ax.set_xlabel(f"z{dims[0]}")
+    ax.set_ylabel(f"z{dims[1]}")
+    ax.set_title(label)
+    fig.colorbar(image, ax=ax, shrink=0.85)
+
+
+def library_planes(latent_dim: int) -> list[tuple[int, int]]:
+    """The planes an IR library is drawn on: (z0, z1), and (z2, z3) when there are 4 dims or more."""
+    return [(a, a + 1) for a in range(0, min(latent_dim, 4) - 1, 2)]
+
+
+def save_library_map(
+    model: LoadedModel,
+    out: Path | IO[bytes],
+    points: list[tuple[str, np.ndarray]],
+    *,
+    feature: str = "centroid",
+    sample_rate_hz: float = 48_000.0,
+) -> None:
+    """Draw IRs as labelled points over the map's planes (:func:`library_planes`).
+
+    Args:
+        model: the model (latent dim >= 2).
+        out: a path (format from its suffix) or a binary file (PNG).
+        points: ``(label, z [latent_dim])`` per IR. A point outside the learned region is
+            hollow; one beyond the map's ``+-MAP_BOUND`` sits on its edge.
+        feature: the backdrop's colour (the slice with the other dims at 0).
+        sample_rate_hz: the design rate of the backdrop.
+
+    Raises:
+        ValueError: a model with one latent dim (no plane to draw).
+
+    """
+    planes = library_planes(model.config.latent_dim)
+    if not planes:
+        raise ValueError("a model with one latent dim has no plane to draw")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(planes), figsize=(6.4 * len(planes), 5.8), squeeze=False, layout="constrained")
+    z = np.array([p[1] for p in points], dtype=np.float64).reshape(len(points), -1)
+    inside = np.all(np.abs(z) <= LEARNED_BOUND + 1e-9, axis=1)
+    shown = np.clip(z, -MAP_BOUND, MAP_BOUND)
+    for ax, (a, b) in zip(axes[0], planes, strict=True):
+        _draw_slice(fig, ax, model, (a, b), feature, None, sample_rate_hz)
+        stacked: dict[tuple[float, float], int] = {}  # labels of points that coincide go one above another
+        for k, (label, _) in enumerate(points):
+            x, y = shown[k, a], shown[k, b]
+            face = "white" if inside[k] else "none"
+            ax.plot(x, y, "o", ms=6, mfc=face, mec="black", mew=1.2, clip_on=False)
+            spot = (round(x * 8) / 8, round(y * 8) / 8)
+            above = stacked[spot] = stacked.get(spot, -1) + 1
+            text = label + (" (beyond the map)" if max(abs(z[k, a]), abs(z[k, b])) > MAP_BOUND else "")
+            ax.annotate(text, (x, y), xytext=(4, 4 + 9 * above), textcoords="offset points", fontsize=7,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})  # fmt: skip
+        ax.set_xlim(-MAP_BOUND, MAP_BOUND)
+        ax.set_ylim(-MAP_BOUND, MAP_BOUND)
+        ax.set_title(f"z{a} x z{b}; backdrop: {FEATURES[feature][1]}, the other dims at 0", fontsize=9)
+    n = model.config.latent_dim
+    unseen = f"; z4..z{n - 1} not drawn" if n > 4 else ""
+    fig.suptitle(
+        f"aether-rt: {len(points)} IRs on the latent map (filled: inside the learned |z_i| <= {LEARNED_BOUND:g}, "
+        f"hollow: outside: {int(np.sum(~inside))} of {len(points)}{unseen})"
+    )
     fig.savefig(out, dpi=110, format=None if isinstance(out, Path) else "png")
     plt.close(fig)
 

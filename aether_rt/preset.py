@@ -22,7 +22,7 @@ Schema (every key optional except ``description``)::
       seed: integer                   # the drift walk
       slow_ratio: [r0, r1, r2, r3]    # per-dim slow rate = rate_slow_hz * r (0.1..10)
     center_ir: path to an impulse response (relative to the preset file); the centre
-               becomes its latent point, encoded by the model's encoder at load
+               becomes its latent point at load: the best fit inside the learned region
     mix: 0..1
     input_gain_db: -60..24
     output_gain_db: -60..24
@@ -87,16 +87,20 @@ class Preset:
     def state_for(self, model: Any) -> ControlState:
         """The state, with ``center_ir`` encoded by ``model`` (a LoadedModel) when the preset has one.
 
+        The centre is the IR's refined point: the best fit inside the learned region
+        (:func:`aether_rt.models.fit.refine_latents`), not the encoder's mean, which can
+        land far outside it.
+
         Raises:
             PresetError: the impulse response cannot be read or used.
 
         """
         if self.center_ir is None:
             return self.state
-        from aether_rt.models.fit import ir_latent
+        from aether_rt.models.fit import encode_ir_cached
 
         try:
-            _, z = ir_latent(model, self.center_ir)
+            z = encode_ir_cached(model, self.center_ir).z
         except UserError as exc:
             raise PresetError(f"{self.path}: center_ir: {exc.args[0]}", *exc.args[1:]) from None
         mod = self.state.modulation

@@ -48,7 +48,7 @@ class Live:
     def __init__(self, model, seconds: float, state: ControlState, record_dir: Path | None = None) -> None:
         self.engine = Engine(EngineSettings(samplerate=FS, blocksize=64), model, StateBox(state),
                              source=_noise(8.0), loop=True, record_dir=record_dir)  # fmt: skip
-        model.encode(np.zeros((1, model.config.feature.n_bins), np.float32))  # the room preset's encoder, compiled
+        recall("room", [], model).state_for(model)  # the room preset's IR refined now, as `run` does at start
         self.osc = OscServer(self.engine.box, self.engine.clock, port=0, status=self.engine.meters,
                              recall_preset=lambda name: recall(name, [], model).state_for(model))  # fmt: skip
         self.osc.start()

@@ -1,4 +1,4 @@
-"""The web page's server over real sockets (no audio): files, Host/Origin checks, messages, frames, slow pages."""
+"""The web page's server over real sockets (no audio): files, Host/Origin, messages, frames, slow pages, IR library."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import signal
+from test_encode import write_ir
 from test_osc import START, Clock
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -23,9 +24,11 @@ from websockets.sync.client import ClientConnection, connect
 import aether_rt
 from aether_rt.control import StateBox, TableDesigner
 from aether_rt.errors import UserError
+from aether_rt.models.fit import Encoding, read_library
 from aether_rt.modulation import latent_at
 from aether_rt.preset import PresetShelf, save_preset
 from aether_rt.web import protocol
+from aether_rt.web.library import start_library
 from aether_rt.web.server import MAX_CLIENTS, SEND_TIMEOUT_S, WebServer, host_allowed, origin_allowed
 
 FS = 48_000.0
@@ -323,3 +326,76 @@ def test_a_taken_port_is_a_clear_error(rig: Rig) -> None:
         other.start()
     assert f"cannot serve the web page on 127.0.0.1:{rig.server.port}" in info.value.message
     assert "--web PORT" in info.value.hint
+
+
+# -- the IR library (run --ir-library) ----------------------------------------------------
+
+
+def _library_message(ws: ClientConnection, status: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next ``library`` message with ``status`` (frames in between are skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if msg["type"] == "library" and msg["status"] == status:
+            return msg
+    raise AssertionError(f"no library message with status {status!r}")
+
+
+def _encoding(name: str, z: list[float], fit_db: float, encoder_inside: bool) -> Encoding:
+    encoder_z = np.array(z) * (1.0 if encoder_inside else 5.0)
+    return Encoding(name, np.array(z), fit_db, encoder_z, fit_db + 3.0, 200)
+
+
+def test_the_library_message_names_each_ir_by_its_place_in_the_folder() -> None:
+    irs = [_encoding("cabs/a.wav", [0.123456, -1.5, 2.0, 0.0], 1.234567, False)]
+    msg = protocol.library("ready", "irs", irs, [("notes/b.wav", "cannot read it as audio")])
+    assert msg == {
+        "type": "library", "status": "ready", "folder": "irs",
+        "irs": [{"name": "cabs/a.wav", "z": [0.1235, -1.5, 2.0, 0.0], "fit_db": 1.23, "encoder_in_region": False}],
+        "skipped": [{"name": "notes/b.wav", "reason": "cannot read it as audio"}], "message": "",
+    }  # fmt: skip
+    assert json.loads(json.dumps(msg)) == msg
+
+
+def test_every_page_gets_the_library_and_a_click_moves_z_or_the_centre(rig: Rig) -> None:
+    irs = [
+        _encoding("a.wav", [1.5, -0.5, 0.25, -2.0], 1.2, True),
+        _encoding("b.wav", [-1.0, 2.0, 0.0, 0.5], 3.4, False),
+    ]
+    with rig.page() as early:
+        rig.server.set_library(protocol.library("encoding", "irs", [], []))
+        assert _library_message(early, "encoding")["irs"] == []
+        rig.server.set_library(protocol.library("ready", "irs", irs, [("x.wav", "silent")]))
+        shown = _library_message(early, "ready")  # pushed to a page that is open
+        with rig.page() as late:  # and given to one that opens later, after its hello
+            assert _library_message(late, "ready") == shown
+        # A click is an ordinary checked set of the IR's whole point: z (the motion stops there) ...
+        early.send(json.dumps({"type": "set", "id": 1, "param": "z", "value": shown["irs"][0]["z"]}))
+        assert _reply(early, 1)["type"] == "ack"
+        assert rig.box.state.modulation.mode == "manual"
+        np.testing.assert_allclose(rig.box.state.modulation.center, irs[0].z)
+        # ... or the centre the motion runs around.
+        early.send(json.dumps({"type": "set", "id": 2, "param": "mode", "value": "spiral"}))
+        early.send(json.dumps({"type": "set", "id": 3, "param": "center", "value": shown["irs"][1]["z"]}))
+        assert _reply(early, 3)["type"] == "ack"
+        assert rig.box.state.modulation.mode == "spiral"
+        np.testing.assert_allclose(rig.box.state.modulation.center, irs[1].z)
+
+
+def test_the_library_is_encoded_beside_a_running_server(rig: Rig, model, tmp_path: Path) -> None:
+    folder = tmp_path / "irs"
+    (folder / "cabs").mkdir(parents=True)
+    write_ir(folder / "bright.wav", lowpass_hz=15_000, highpass_hz=40, peak_hz=5_000, peak=0.5)
+    write_ir(folder / "cabs" / "cab.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
+    (folder / "broken.wav").write_bytes(b"RIFF....not audio")
+    with rig.page() as ws:
+        thread = start_library(rig.server, model, read_library(folder, model), refine_steps=50)
+        first = _library_message(ws, "encoding")
+        assert first["folder"] == "irs" and [s["name"] for s in first["skipped"]] == ["broken.wav"]
+        frames_before = rig.server.counters["frames"]
+        ready = _library_message(ws, "ready", timeout=120)
+        thread.join(5)
+        assert rig.server.counters["frames"] > frames_before  # the page kept its frames meanwhile
+    assert sorted(ir["name"] for ir in ready["irs"]) == ["bright.wav", "cabs/cab.wav"]
+    for ir in ready["irs"]:
+        assert len(ir["z"]) == 4 and max(abs(v) for v in ir["z"]) <= 2.0 and ir["fit_db"] > 0

@@ -20,8 +20,11 @@ from helpers.browser import chromium, wait_for
 from pythonosc.udp_client import SimpleUDPClient
 from scipy import signal
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+from test_encode import write_ir
 from test_osc_live import _noise
 from test_web import _handshake
 
@@ -29,10 +32,12 @@ import aether_rt
 from aether_rt.commands.live import web_images
 from aether_rt.control import ControlState, StateBox
 from aether_rt.engine import Engine, EngineSettings
+from aether_rt.models.fit import read_library
 from aether_rt.modulation import Modulation
 from aether_rt.osc import OscServer
 from aether_rt.preset import PresetShelf
 from aether_rt.web import protocol
+from aether_rt.web.library import start_library
 from aether_rt.web.server import SEND_TIMEOUT_S, WebServer
 
 FS = 48_000
@@ -256,3 +261,51 @@ def test_a_stalled_page_never_holds_up_the_control_thread_or_the_audio(live: Liv
         assert live.engine.controller.updates > updates
     finally:
         stalled.close()
+
+
+def test_the_ir_library_shows_on_the_planes_and_a_click_goes_there(
+    live: LivePage, browser, model, tmp_path: Path
+) -> None:
+    folder = tmp_path / "irs"
+    folder.mkdir()
+    write_ir(folder / "bright.wav", lowpass_hz=15_000, highpass_hz=40, peak_hz=5_000, peak=0.5)
+    write_ir(folder / "cab.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
+    (folder / "broken.wav").write_bytes(b"RIFF....not audio")
+    box = live.engine.box
+    frames, updates, started = live.engine.meters()["frames"], live.engine.controller.updates, time.monotonic()
+    start_library(live.web, model, read_library(folder, model), refine_steps=50)  # as `run --ir-library` does
+    ready = "const l = window.aether.library; return l && l.status === 'ready' && l"
+    library = wait_for(lambda: browser.execute_script(ready), "the encoded library on the page", timeout=120)
+    # Encoding beside the engine: the audio kept its clock and the control thread kept publishing.
+    elapsed = time.monotonic() - started
+    assert live.engine.meters()["frames"] - frames > 0.8 * FS * elapsed and live.engine.controller.updates > updates
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#library-list button")
+    assert [b.text.split()[0] for b in buttons] == ["bright.wav", "cab.wav"]
+    assert "1 file(s) skipped" in browser.find_element(By.CSS_SELECTOR, "#library-skipped summary").text
+
+    # A real click on an IR's point on the (z0, z1) plane puts z there (the sliders' target is z).
+    browser.find_element(By.CSS_SELECTOR, "input[name=ztarget][value=z]").click()
+    canvas = browser.find_element(By.ID, "plane-0-1")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    z = library["irs"][0]["z"]
+    width, height = canvas.size["width"], canvas.size["height"]
+    dx, dy = ((z[0] + 3) / 6 - 0.5) * width, (0.5 - (z[1] + 3) / 6) * height  # from the canvas's centre
+    ActionChains(browser).move_to_element_with_offset(canvas, round(dx), round(dy)).click().perform()
+    picked = wait_for(lambda: browser.execute_script("return window.aether.picked >= 0 && window.aether.picked + 1"),
+                      "a library point picked") - 1  # fmt: skip
+    want = library["irs"][picked]["z"]
+    wait_for(lambda: np.allclose(box.state.modulation.center, want), "the engine at the IR's point")
+    assert box.state.modulation.mode == "manual"
+    wait_for(lambda: np.allclose(live.engine.controller.last_z, want, atol=1e-6), "the control thread there")
+
+    # With the sliders moving the centre, the list's button moves the motion's centre instead.
+    Select(browser.find_element(By.ID, "mode")).select_by_value("spiral")
+    wait_for(lambda: box.state.modulation.mode == "spiral", "the spiral running")
+    browser.find_element(By.CSS_SELECTOR, "input[name=ztarget][value=center]").click()
+    buttons[1 - picked].click()
+    other = library["irs"][1 - picked]["z"]
+    wait_for(lambda: np.allclose(box.state.modulation.center, other), "the centre at the other IR")
+    assert box.state.modulation.mode == "spiral"
+    assert "the centre at" in browser.find_element(By.ID, "message").text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "web-page-library.png"))

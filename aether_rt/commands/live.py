@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     osc_options(args)  # mistakes in the OSC flags: before anything is loaded
     preset = load_preset(args)
     model = load(model_path(args, preset))
+    library = read_ir_library(args, model)
     state = control_state(args, model.config.latent_dim, preset, model)
     source, rate = None, args.samplerate
     if is_source(args.input):
@@ -166,6 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     web = None
     try:
         web = start_web(args, engine, model, shelf)
+        if library is not None:
+            from aether_rt.web.library import start_library
+
+            start_library(web, model, library)
         print(
             f"aether-rt: {state.modulation.mode} at {engine.stream.samplerate:g} Hz, {args.blocksize}-frame blocks, "
             f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
@@ -186,17 +193,54 @@ def cmd_run(args: argparse.Namespace) -> int:
 def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
     """The presets OSC and the web page load and save by name (None when neither is on).
 
-    Presets centred on an impulse response need the model's encoder: it is compiled
-    here, before the audio starts, not at the first recall mid-performance.
+    Presets centred on an impulse response are encoded and refined into the learned
+    region on a thread of their own (``aether-presets``) as the run starts: that
+    compiles the refinement and remembers each IR's point, so a recall mid-performance
+    finds it ready, and the start does not wait ~2 s for it.
     """
-    from aether_rt.preset import PresetShelf
+    from aether_rt.preset import PresetError, PresetShelf, load_preset_file
 
     if args.no_osc and args.web is None:
         return None
     dirs = [Path(d).expanduser() for d in args.preset_dir]
-    if any(preset_uses_ir(p) for p in _available_presets(dirs)):
-        model.encode(np.zeros((1, model.config.feature.n_bins), np.float32))
+    centred = []
+    for path in _available_presets(dirs):
+        try:
+            found = load_preset_file(path, model.config.latent_dim)
+        except PresetError:
+            continue  # a broken preset is named when someone loads it
+        if found.center_ir is not None:
+            centred.append(found)
+    if centred:
+        threading.Thread(target=_refine_centres, args=(centred, model), name="aether-presets", daemon=True).start()
     return PresetShelf(dirs, model, preset.name if preset is not None else "")
+
+
+def _refine_centres(presets: list[Any], model: Any) -> None:
+    from aether_rt.preset import PresetError
+
+    for preset in presets:
+        with contextlib.suppress(PresetError):  # named when someone loads it
+            preset.state_for(model)  # remembered by aether_rt.models.fit.encode_ir_cached
+
+
+def read_ir_library(args: argparse.Namespace, model: Any) -> Any:
+    """``--ir-library``'s folder, read before the audio starts (None without the flag).
+
+    Raises:
+        UserError: without ``--web``, or a folder that does not exist or holds no usable IR.
+
+    """
+    if args.ir_library is None:
+        return None
+    if args.web is None:
+        raise UserError("--ir-library shows the impulse responses on the web page", "add --web")
+    from aether_rt.models.fit import read_library
+
+    library = read_library(Path(args.ir_library).expanduser(), model)
+    for name, why in library.skipped:
+        logging.getLogger("aether_rt").warning("IR library: skipped %s: %s", name, why)
+    return library
 
 
 def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
@@ -295,16 +339,6 @@ def _available_presets(dirs: list[Path]) -> list[Path]:
     from aether_rt.preset import available
 
     return list(available(dirs).values())
-
-
-def preset_uses_ir(path: Path) -> bool:
-    """Whether a preset file names a ``center_ir`` (cheap: no model, no encoding)."""
-    from aether_rt.preset import PresetError, load_preset_file
-
-    try:
-        return load_preset_file(path).center_ir is not None
-    except PresetError:
-        return False
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``train``, ``eval``, ``encode``, ``inspect`` and ``sweep``: the model's commands."""
+"""``train``, ``eval``, ``inspect``, ``sweep`` and ``map``: the model's commands (``encode``: :mod:`.encode`)."""
 
 from __future__ import annotations
 
@@ -22,31 +22,91 @@ def load(path: str | None) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a model: corpus (cached), epochs with checkpoints, metrics.jsonl."""
-    from aether_rt.data.datasets import load_dataset
+    """Train a model (or fine-tune one, with --init): corpus (cached), epochs with checkpoints, metrics.jsonl."""
     from aether_rt.train import TrainConfig, train
 
     started = time.monotonic()
-    cfg = TrainConfig(
-        latent_dim=args.latent_dim,
-        num_filters=args.num_filters,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        beta=args.beta,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-    )
-    dataset = load_dataset(args.data, seed=args.seed, progress=_corpus_progress)
-    print(f"data: {len(dataset)} IRs ({_describe(dataset.description)}), {time.monotonic() - started:.0f} s")
-    for name, why in dataset.rejected:
-        print(f"skipped {name}: {why}", file=sys.stderr)
+    if args.init is not None:
+        return _finetune(args, started)
+    if args.mix is not None or args.mix_fraction is not None:
+        raise UserError("--mix and --mix-fraction only apply when fine-tuning", "add --init default, or leave them out")
+    cfg = TrainConfig(**_train_flags(args))
+    dataset = _load_training_data(args, started)
     result = train(cfg, dataset, Path(args.out), resume=args.resume, command=["aether-rt", *sys.argv[1:]])
     print(
         f"wrote {result.model_path}: held-out LSD {result.val_lsd_db:.3f} dB after {result.steps} steps; "
         f"total {time.monotonic() - started:.0f} s"
     )
     return 0
+
+
+def _finetune(args: argparse.Namespace, started: float) -> int:
+    """``train --init``: fine-tune a model on the data, mixed with synthetic IRs; the fit before and after."""
+    from aether_rt.data.datasets import load_dataset
+    from aether_rt.evaluate import EVAL_N, EVAL_SEED
+    from aether_rt.finetune import finetune, finetune_config
+    from aether_rt.models.checkpoint import load_model
+    from aether_rt.train import FINETUNE_MIX, check_init
+
+    try:
+        init = load_model(None if args.init == "default" else Path(args.init))
+    except UserError as exc:
+        raise UserError(f"--init {args.init}: {exc.message}", exc.hint) from None
+    for flag, given, has in (
+        ("--latent-dim", args.latent_dim, init.config.latent_dim),
+        ("--num-filters", args.num_filters, init.config.num_filters),
+    ):
+        if given is not None and given != has:
+            raise UserError(
+                f"{flag} {given} contradicts the --init model {str(init.path)!r}, which has {has}",
+                f"leave out {flag} (fine-tuning keeps the model's shape), or leave out --init",
+            )
+    cfg = finetune_config(init, **_train_flags(args))
+    check_init(init, cfg.model_config())  # before any data is loaded
+    dataset = _load_training_data(args, started)
+    synthetic = dataset.description.get("kind") == "synthetic"
+    mix = None
+    if cfg.mix_fraction > 0 and not synthetic:
+        mix = load_dataset(args.mix or FINETUNE_MIX, seed=args.seed, progress=_corpus_progress)
+    validation = load_dataset(f"synthetic:{EVAL_N}", seed=EVAL_SEED, progress=_corpus_progress)
+    sha = str(init.metadata.get("weights_sha256", ""))[:12]
+    print(f"fine-tuning {init.path} (sha256 {sha}...) for {cfg.steps} steps" + (
+        f", {cfg.mix_fraction:.0%} of every batch from {_describe(mix.description)}" if mix else ""))  # fmt: skip
+    result = finetune(init, dataset, Path(args.out), synthetic_data=mix, validation=validation, cfg=cfg,
+                      resume=args.resume, command=["aether-rt", *sys.argv[1:]], show_progress=True)  # fmt: skip
+    print(f"your IRs ({len(dataset)}): LSD {result.user_lsd_before_db:.3f} -> {result.user_lsd_after_db:.3f} dB")
+    print(
+        f"synthetic held-out ({len(validation)} IRs, seed {EVAL_SEED}): LSD {result.synthetic_lsd_before_db:.3f} -> "
+        f"{result.synthetic_lsd_after_db:.3f} dB"
+    )
+    print(f"wrote {result.model_path} after {result.steps} steps; total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the command line sets (flags left out keep their defaults)."""
+    given = {
+        "latent_dim": args.latent_dim,
+        "num_filters": args.num_filters,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "beta": args.beta,
+        "seed": args.seed,
+        "steps_per_epoch": args.steps_per_epoch,
+        "mix_fraction": args.mix_fraction,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _load_training_data(args: argparse.Namespace, started: float) -> Any:
+    from aether_rt.data.datasets import load_dataset
+
+    dataset = load_dataset(args.data, seed=args.seed, progress=_corpus_progress)
+    print(f"data: {len(dataset)} IRs ({_describe(dataset.description)}), {time.monotonic() - started:.0f} s")
+    for name, why in dataset.rejected:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    return dataset
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -56,27 +116,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     data = load_dataset(args.data or f"synthetic:{EVAL_N}", seed=EVAL_SEED if args.data is None else 0)
+    for name, why in data.rejected:
+        print(f"skipped {name}: {why}", file=sys.stderr)
     result = evaluate(model, data, oracle_steps=args.oracle_steps)
     print(format_table(result))
     if args.json:
         _write_json(Path(args.json), {"model": str(model.path), **result.summary()})
-    return 0
-
-
-def cmd_encode(args: argparse.Namespace) -> int:
-    """Print an IR's latent point (the encoder's mean), optionally refined."""
-    from aether_rt.models.fit import ir_latent, refine_latent
-
-    model = load(args.model)
-    feature, mu = ir_latent(model, Path(args.ir))
-    z, before, after = refine_latent(model, feature, mu, steps=args.refine)
-    if args.json:
-        print(
-            json.dumps({"ir": args.ir, "z": [round(float(v), 6) for v in z], "lsd_db": after, "encoder_lsd_db": before})
-        )
-    else:
-        print("z = " + ",".join(f"{v:.4f}" for v in z))
-        print(f"fit: {after:.3f} dB LSD" + (f" (encoder mean {before:.3f} dB)" if args.refine else ""))
     return 0
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from aether_rt.control import ControlState
 from aether_rt.dsp.biquad import section_response_db
-from aether_rt.modulation import MODES
+from aether_rt.modulation import LEARNED_BOUND, MODES
 from aether_rt.osc import SCALARS, Addresses, RejectedError, state_view
 
 PROTOCOL_VERSION = 1
@@ -31,8 +31,8 @@ N_PLOT_FREQS = 160
 #: far finer than a screen pixel).
 DB_STEP = 0.1
 MESSAGE_TYPES = ("set", "preset", "save")
-#: The z sliders' reach (|z| <= 3) and the region the model learned (the prior's +-2 sigma).
-Z_SLIDER_BOUND, LEARNED_BOUND = 3.0, 2.0
+#: The z sliders' reach (|z| <= 3); the region the model learned is LEARNED_BOUND (2).
+Z_SLIDER_BOUND = 3.0
 _FLAGS = ("bypass", "sync")
 
 
@@ -190,6 +190,33 @@ def hello(latent_dim: int, sample_rate_hz: float, presets: list[str], images: li
         "images": images,
         "params": param_names(latent_dim),
     }
+
+
+def library(
+    status: str, folder: str, encodings: list[Any], skipped: list[tuple[str, str]], note: str = ""
+) -> dict[str, Any]:
+    """The run's IR library (``--ir-library``): its state and, once encoded, a point per IR.
+
+    Args:
+        status: ``encoding``, ``ready`` or ``failed``.
+        folder: the folder's name (not its full path: a remote page learns no more than it needs).
+        encodings: :class:`~aether_rt.models.fit.Encoding` per IR (names relative to the folder).
+        skipped: ``(relative path, reason)`` per file that is not a usable IR.
+        note: what went wrong, for ``failed``.
+
+    """
+    return {
+        "type": "library",
+        "status": status,
+        "folder": folder,
+        "irs": [
+            {"name": e.name, "z": [round(float(v), 4) for v in e.z], "fit_db": round(float(e.fit_db), 2),
+             "encoder_in_region": bool(e.encoder_in_region)}
+            for e in encodings
+        ],
+        "skipped": [{"name": name, "reason": why} for name, why in skipped],
+        "message": note,
+    }  # fmt: skip
 
 
 def response_curves(coeffs: np.ndarray, sample_rate_hz: float) -> tuple[list[int], list[list[int]]]:

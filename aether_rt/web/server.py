@@ -15,6 +15,9 @@ what to answer. One thread, whatever the number of pages:
   response, and hands the same JSON text to every page. Each page has a one-frame
   mailbox: a page that reads slowly skips frames instead of queueing them, and one
   that stops reading is dropped after :data:`SEND_TIMEOUT_S`.
+* **the IR library** (``run --ir-library``), encoded on a thread of its own
+  (:mod:`aether_rt.web.library`): :meth:`WebServer.set_library` sends it to every page,
+  and to each new page after its hello.
 
 Nothing here waits on the control thread or touches the audio side except to read it:
 the state box wakes the control thread, which publishes.
@@ -188,6 +191,7 @@ class WebServer:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self._frame_failed = False
+        self._library: str | None = None
 
     @staticmethod
     def _load_files(images: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
@@ -240,6 +244,17 @@ class WebServer:
     def pages(self) -> int:
         """Pages connected now."""
         return len(self._pages)
+
+    def set_library(self, message: dict[str, Any]) -> None:
+        """Show the IR library (:func:`~aether_rt.web.protocol.library`) to every page, now and on connection.
+
+        Safe from any thread (the library is encoded on a thread of its own).
+        """
+        text = self._dumps(message)
+        self._library = text
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                self._loop.call_soon_threadsafe(self._broadcast_text, text)
 
     def _run(self) -> None:
         asyncio.run(self._main())
@@ -313,6 +328,8 @@ class WebServer:
         self._pages.add(page)
         self.counters["pages"] += 1
         page.post(self._dumps(protocol.hello(self.latent_dim, self.sample_rate_hz, self._preset_names(), self._images)))
+        if self._library is not None:
+            page.post(self._library)
         sender = asyncio.create_task(self._sender(page))
         try:
             async for message in ws:
@@ -378,7 +395,9 @@ class WebServer:
         return self.presets.names() if self.presets is not None else []
 
     def _broadcast(self, message: dict[str, Any]) -> None:
-        text = self._dumps(message)
+        self._broadcast_text(self._dumps(message))
+
+    def _broadcast_text(self, text: str) -> None:
         for page in list(self._pages):
             page.post(text)
 

@@ -10,6 +10,7 @@ const TRAIL = 90; // points of z history drawn on the planes (3 s at 30 frames/s
 const page = {
   hello: null, ws: null, nextId: 1, pending: new Map(), touched: new Map(), dragging: new Set(),
   frame: null, trail: [], drawScheduled: false,
+  library: null, picked: -1, // the IR library (run --ir-library) and the IR last clicked
   // figures read by people (the header) and by the tests and benchmarks
   stats: { frames: 0, draws: 0, fps: 0, rttMs: [], errors: 0, acks: 0, connected: false },
   sent: [], // {param, value, t_ms (epoch)} of the last sets (for latency measurements)
@@ -80,7 +81,7 @@ function handle(msg) {
   } else if (msg.type === "presets") {
     fillPresets(msg.names, msg.current);
     say(`saved preset ${msg.current}`, true);
-  }
+  } else if (msg.type === "library") showLibrary(msg);
 }
 
 // -- building the page from the hello ------------------------------------------------
@@ -118,9 +119,69 @@ function setup(hello) {
   }
 }
 
+function zTarget() {
+  return document.querySelector("input[name=ztarget]:checked").value; // "z" or "center"
+}
+
 function zParam(i) {
-  const target = document.querySelector("input[name=ztarget]:checked").value;
-  return `${target}/${i}`;
+  return `${zTarget()}/${i}`;
+}
+
+// -- the IR library: a point per impulse response, on the planes and as a list ------------
+
+function showLibrary(lib) {
+  page.library = lib;
+  page.picked = -1;
+  $("library").hidden = false;
+  const status = { encoding: `encoding ${lib.folder}…`, ready: `${lib.irs.length} from ${lib.folder}`,
+                   failed: `could not encode ${lib.folder}: ${lib.message}` }[lib.status] || lib.status;
+  $("library-status").textContent = status;
+  const list = $("library-list");
+  list.replaceChildren(...lib.irs.map((ir, i) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.index = String(i);
+    button.title = `z = ${ir.z.map((v) => fmt(v)).join(", ")}; fit ${fmt(ir.fit_db, 1)} dB` +
+      (ir.encoder_in_region ? "" : " (the encoder put it outside the learned region)");
+    const fit = document.createElement("small");
+    fit.textContent = ` ${fmt(ir.fit_db, 1)} dB`;
+    button.append(ir.name, fit);
+    button.addEventListener("click", () => pickLibrary(i));
+    item.append(button);
+    return item;
+  }));
+  const skipped = $("library-skipped");
+  skipped.hidden = lib.skipped.length === 0;
+  skipped.querySelector("summary").textContent = `${lib.skipped.length} file(s) skipped`;
+  skipped.querySelector("ul").replaceChildren(...lib.skipped.map((s) => {
+    const item = document.createElement("li");
+    item.textContent = `${s.name}: ${s.reason}`;
+    return item;
+  }));
+}
+
+// Moves z (the motion stops there) or the centre, as the sliders would: one checked "set".
+function pickLibrary(i) {
+  const ir = page.library.irs[i], target = zTarget();
+  page.picked = i;
+  for (const b of document.querySelectorAll("#library-list button")) b.classList.toggle("picked", b.dataset.index === String(i));
+  set(target, ir.z.slice());
+  say(`${target === "z" ? "z" : "the centre"} at ${ir.name} (fit ${fmt(ir.fit_db, 1)} dB)`, true);
+}
+
+// The library point under a click on plane (a, b), within 8 px, or -1.
+function libraryAt(canvas, a, b, ev) {
+  if (!page.library || !page.library.irs.length) return -1;
+  const r = canvas.getBoundingClientRect(), bound = page.hello.z_bound;
+  let best = -1, bestD = 8;
+  page.library.irs.forEach((ir, i) => {
+    const x = r.left + ((ir.z[a] + bound) / (2 * bound)) * r.width;
+    const y = r.top + r.height - ((ir.z[b] + bound) / (2 * bound)) * r.height;
+    const d = Math.hypot(ev.clientX - x, ev.clientY - y);
+    if (d <= bestD) { best = i; bestD = d; }
+  });
+  return best;
 }
 
 function fillPresets(names, current) {
@@ -319,7 +380,12 @@ function makePlane(a, b) {
     if (!pending) requestAnimationFrame(() => { set("z", pending.map((v) => Math.round(v * 1000) / 1000)); pending = null; });
     pending = z;
   };
-  canvas.addEventListener("pointerdown", (ev) => { canvas.setPointerCapture(ev.pointerId); move(ev); });
+  canvas.addEventListener("pointerdown", (ev) => {
+    const hit = libraryAt(canvas, a, b, ev);
+    if (hit >= 0) { pickLibrary(hit); return; } // a click on an IR's point goes there, all dims
+    canvas.setPointerCapture(ev.pointerId);
+    move(ev);
+  });
   canvas.addEventListener("pointermove", move);
   return figure;
 }
@@ -348,8 +414,25 @@ function drawPlane(canvas) {
   ctx.moveTo(px(c[a]) - 5, py(c[b])); ctx.lineTo(px(c[a]) + 5, py(c[b]));
   ctx.moveTo(px(c[a]), py(c[b]) - 5); ctx.lineTo(px(c[a]), py(c[b]) + 5);
   ctx.stroke();
+  drawLibrary(ctx, a, b, px, py);
   ctx.fillStyle = "#ff5a36"; ctx.strokeStyle = "#ffffff";
   ctx.beginPath(); ctx.arc(px(frame.z[a]), py(frame.z[b]), 6, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+}
+
+function drawLibrary(ctx, a, b, px, py) {
+  if (!page.library) return;
+  ctx.font = "10px system-ui, sans-serif";
+  page.library.irs.forEach((ir, i) => {
+    const x = px(ir.z[a]), y = py(ir.z[b]), picked = i === page.picked;
+    ctx.fillStyle = picked ? "#4fc3a1" : "#ffffff"; ctx.strokeStyle = "#000000"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(x, y - 5); ctx.lineTo(x + 5, y); ctx.lineTo(x, y + 5); ctx.lineTo(x - 5, y); ctx.closePath();
+    ctx.fill(); ctx.stroke();
+    const label = ir.name.replace(/\.[^./]+$/, "").split("/").pop();
+    ctx.fillStyle = "rgba(0,0,0,0.6)";
+    ctx.fillRect(x + 6, y - 13, ctx.measureText(label).width + 4, 12);
+    ctx.fillStyle = picked ? "#4fc3a1" : "#ffffff";
+    ctx.fillText(label, x + 8, y - 4);
+  });
 }
 
 // -- the header's figures, once a second ----------------------------------------------
