@@ -43,9 +43,10 @@ def test_synthetic_corpus_is_seeded_cached_and_realistic(corpus, tmp_path: Path)
     again = load_dataset("synthetic:6", seed=7, cache_dir=tmp_path, workers=1)
     np.testing.assert_array_equal(again.features, corpus.features[:6])
     assert list(tmp_path.glob("synthetic-*.npz")), "the corpus is cached on disk"
-    # Colourations of a few dB, some rooms some devices: not flat, not wild.
+    # Some rooms (a few dB of colouration), some devices (cabinets and telephones leave the
+    # top octaves 20-40 dB down): neither flat nor all alike.
     flat_lsd = np.sqrt(np.mean(corpus.features[:, 1:-1] ** 2, axis=1))
-    assert 0.5 < np.median(flat_lsd) < 10.0
+    assert np.min(flat_lsd) > 0.5 and np.any(flat_lsd < 6.0) and np.any(flat_lsd > 15.0)
 
 
 def test_ir_folder_loads_any_format_and_lists_bad_files(tmp_path: Path) -> None:

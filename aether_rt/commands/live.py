@@ -133,16 +133,25 @@ def is_source(spec: str | None) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The live effect."""
+    """The live effect; its log lines go to stderr as ``aether-rt: ...`` while it runs."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("aether-rt: %(message)s"))
+    logger = logging.getLogger("aether_rt")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        return _run(args)
+    finally:  # called again in the same process (tests, a host program): no handler piles up
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
     from aether_rt.commands.model import load
     from aether_rt.control import StateBox
     from aether_rt.engine import Engine, EngineSettings
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("aether-rt: %(message)s"))
-    logger = logging.getLogger("aether_rt")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     osc_options(args)  # mistakes in the OSC flags: before anything is loaded
     preset = load_preset(args)
     model = load(model_path(args, preset))
