@@ -44,3 +44,40 @@ def test_web_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path) -
     assert result["slider"]["matched"] == 10 and "machine" in result
     assert [r["configuration"] for r in result["runs"]] == ["engine alone", "engine + page drawing"]
     assert "|" in done.stdout
+
+
+@pytest.mark.slow
+def test_real_ir_benchmark_evaluates_a_cached_folder(tmp_path: Path) -> None:
+    # The fetch is skipped when the files are cached; stand-ins (synthetic IRs at 44.1 and
+    # 48 kHz) exercise the evaluation and the report without the network.
+    import soundfile as sf
+
+    from aether_rt.data.synthetic import synthetic_ir
+    from aether_rt.features import resample
+
+    sys.path.insert(0, str(BENCH))
+    import bench_real_irs
+
+    k = 0
+    for package, (_, members) in bench_real_irs.PACKAGES.items():
+        for member in members:
+            path = tmp_path / "cache" / package / Path(member).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ir = synthetic_ir(k, seed=4242)
+            k += 1
+            rate = 44_100 if package == "rakarrack" else 48_000
+            sf.write(path, resample(ir, 48_000.0, float(rate)) * 0.5, rate)
+    out = tmp_path / "real.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_real_irs.py"), "--cache", str(tmp_path / "cache"), "--oracle-steps", "5",
+         "--refine", "5", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert [r["file"] for r in result["irs"]] == [f"{i}.wav" for i in range(1, 10)] + ["street2-L.wav", "street2-R.wav"]
+    assert set(result["groups"]) == {"guitar cab/amp", "street", "all"} and result["groups"]["all"]["n"] == 11
+    for row in result["irs"]:
+        assert row["flat"] > 0 and len(row["z"]) == 4
+        assert max(abs(v) for v in row["refined_z"]) <= 2.0 + 1e-6  # refined points stay on the map
+    assert "|" in done.stdout
