@@ -77,8 +77,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     holdout_fraction: float = 0.1
     steps_per_epoch: int = 2000
-    smooth_weight: float = 0.1
-    smooth_points: int = 24
+    smooth_weight: float = 1.0
+    smooth_points: int = 48
     smooth_step: float = 0.05
     smooth_threshold_db: float = 0.8
     smooth_box: float = 2.0
