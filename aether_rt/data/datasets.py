@@ -108,7 +108,7 @@ def folder_dataset(folder: Path, *, spec: FeatureSpec = DEFAULT_SPEC) -> Dataset
     features, raws, names, rejected = [], [], [], []
     for path in files:
         try:
-            ir = _read_ir(path, spec)
+            ir = read_ir(path, spec)
         except ValueError as exc:
             rejected.append((str(path), str(exc)))
             continue
@@ -126,8 +126,16 @@ def folder_dataset(folder: Path, *, spec: FeatureSpec = DEFAULT_SPEC) -> Dataset
     )
 
 
-def _read_ir(path: Path, spec: FeatureSpec) -> np.ndarray:
-    """The prepared IR of one file (:func:`~aether_rt.features.prepare_ir`); ValueError saying why not."""
+class UnreadableIRError(ValueError):
+    """The file cannot be read as audio (as opposed to: read, but no impulse response)."""
+
+
+def read_ir(path: Path, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
+    """The prepared IR of one file, after the checks of :mod:`aether_rt.data.screen`.
+
+    One reader for a folder's files and a single file (``encode``, ``center_ir``). Raises
+    ValueError saying why not (:class:`UnreadableIRError` when it is not readable audio).
+    """
     import soundfile as sf
 
     from aether_rt.data.screen import MAX_SECONDS, screen_ir
@@ -138,7 +146,7 @@ def _read_ir(path: Path, spec: FeatureSpec) -> np.ndarray:
             raise ValueError(f"too long: {info.frames / info.samplerate:.0f} s (music or a recording?)")
         audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise ValueError(f"cannot read it as audio: {getattr(exc, 'error_string', None) or exc}") from None
+        raise UnreadableIRError(f"cannot read it as audio: {getattr(exc, 'error_string', None) or exc}") from None
     reason = screen_ir(audio, float(rate))
     if reason:
         raise ValueError(reason)

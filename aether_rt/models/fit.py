@@ -109,19 +109,14 @@ def ir_latent(model: LoadedModel, path: Path) -> tuple[np.ndarray, np.ndarray]:
         UserError: the file cannot be read or is not a usable impulse response.
 
     """
-    import soundfile as sf
-
-    from aether_rt.data.screen import screen_ir
-    from aether_rt.features import ir_feature
+    from aether_rt.data.datasets import UnreadableIRError, read_ir
+    from aether_rt.features import feature as ir_feature
 
     try:
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-        reason = screen_ir(audio, float(rate))  # the checks a folder's files pass (music, noise, DC, ...)
-        if reason:
-            raise ValueError(reason)
-        feature = ir_feature(audio, float(rate), model.config.feature)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise UserError(f"cannot read {str(path)!r}: {exc}", "give a WAV, FLAC or AIFF impulse response") from None
+        feature = ir_feature(read_ir(path, model.config.feature), model.config.feature)
+    except UnreadableIRError as exc:
+        why = str(exc).removeprefix("cannot read it as audio: ")
+        raise UserError(f"cannot read {str(path)!r}: {why}", "give a WAV, FLAC or AIFF impulse response") from None
     except ValueError as exc:
         raise UserError(f"{str(path)!r} is not a usable impulse response: {exc}") from None
     mu, _ = model.encode(feature[None])
