@@ -176,12 +176,18 @@ def _run(args: argparse.Namespace) -> int:
     shelf = preset_shelf(args, model, preset)
     osc = start_osc(args, engine, shelf)
     web = None
+    # Threads doing JAX work beside the run; joined before returning (a daemon thread in XLA
+    # code at interpreter shutdown crashed the process: exit status -11 after a port error).
+    background: list[threading.Thread] = []
+    stop = threading.Event()
     try:
         web = start_web(args, engine, model, shelf)
+        if shelf is not None:
+            background += warm_centres(args, model)
         if library is not None:
             from aether_rt.web.library import start_library
 
-            start_library(web, model, library)
+            background.append(start_library(web, model, library, stop=stop))
         print(
             f"aether-rt: {state.modulation.mode} at {engine.stream.samplerate:g} Hz, {args.blocksize}-frame blocks, "
             f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
@@ -192,25 +198,35 @@ def _run(args: argparse.Namespace) -> int:
         )
         status = engine.run(args.duration, Path(args.stats) if args.stats else None)
     finally:
+        stop.set()
         for server in (web, osc):
             if server is not None:
                 server.stop()
+        for thread in background:  # at most the chunk or the preset in flight
+            thread.join()
     print("aether-rt: " + engine.report(), file=sys.stderr)
     return status
 
 
 def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
-    """The presets OSC and the web page load and save by name (None when neither is on).
-
-    Presets centred on an impulse response are encoded and refined into the learned
-    region on a thread of their own (``aether-presets``) as the run starts: that
-    compiles the refinement and remembers each IR's point, so a recall mid-performance
-    finds it ready, and the start does not wait ~2 s for it.
-    """
-    from aether_rt.preset import PresetError, PresetShelf, load_preset_file
+    """The presets OSC and the web page load and save by name (None when neither is on)."""
+    from aether_rt.preset import PresetShelf
 
     if args.no_osc and args.web is None:
         return None
+    dirs = [Path(d).expanduser() for d in args.preset_dir]
+    return PresetShelf(dirs, model, preset.name if preset is not None else "")
+
+
+def warm_centres(args: argparse.Namespace, model: Any) -> list[threading.Thread]:
+    """Encode and refine the presets centred on an IR on a thread (``aether-presets``).
+
+    That compiles the refinement and remembers each IR's point, so a recall
+    mid-performance finds it ready, and the start does not wait ~2 s for it. Started
+    once the servers listen, so a mistake in their flags exits at once.
+    """
+    from aether_rt.preset import PresetError, load_preset_file
+
     dirs = [Path(d).expanduser() for d in args.preset_dir]
     centred = []
     for path in _available_presets(dirs):
@@ -220,9 +236,11 @@ def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
             continue  # a broken preset is named when someone loads it
         if found.center_ir is not None:
             centred.append(found)
-    if centred:
-        threading.Thread(target=_refine_centres, args=(centred, model), name="aether-presets", daemon=True).start()
-    return PresetShelf(dirs, model, preset.name if preset is not None else "")
+    if not centred:
+        return []
+    thread = threading.Thread(target=_refine_centres, args=(centred, model), name="aether-presets")
+    thread.start()
+    return [thread]
 
 
 def _refine_centres(presets: list[Any], model: Any) -> None:

@@ -21,8 +21,17 @@ from aether_rt.web import protocol
 log = logging.getLogger("aether_rt.web")
 
 
+class _StoppedError(Exception):
+    """The run ended before the library was encoded."""
+
+
 def start_library(
-    server: Any, model: Any, library: Library, *, refine_steps: int = DEFAULT_REFINE_STEPS
+    server: Any,
+    model: Any,
+    library: Library,
+    *,
+    refine_steps: int = DEFAULT_REFINE_STEPS,
+    stop: threading.Event | None = None,
 ) -> threading.Thread:
     """Encode ``library`` on a thread (``aether-library``), then show it on ``server``'s pages.
 
@@ -31,17 +40,26 @@ def start_library(
         model: the running model.
         library: the folder, read (:func:`~aether_rt.models.fit.read_library`).
         refine_steps: Adam steps of the refinement into the learned region.
+        stop: when set, the thread gives up after the chunk of IRs it is encoding.
 
     Returns:
-        The thread (a daemon: a run that ends before it finishes does not wait for it).
+        The thread. A run joins it (after setting ``stop``) before it returns: the
+        interpreter must not shut down under XLA code still running on it.
 
     """
     folder = library.folder.name or str(library.folder)
     server.set_library(protocol.library("encoding", folder, [], library.skipped))
 
     def run() -> None:
+        def check(done: int, total: int) -> None:
+            if stop is not None and stop.is_set():
+                raise _StoppedError
+
         try:
-            encodings = encode_features(model, library.features, library.names, refine_steps=refine_steps)
+            encodings = encode_features(model, library.features, library.names, refine_steps=refine_steps,
+                                        progress=check)  # fmt: skip
+        except _StoppedError:
+            return
         except Exception as exc:  # the run goes on without its library; say why, once
             log.exception("web: could not encode the IR library %s", library.folder)
             server.set_library(protocol.library("failed", folder, [], library.skipped, str(exc)))
@@ -51,6 +69,6 @@ def start_library(
         log.info("web: IR library %s: %d IRs on the page (%d refined from outside the learned region), %d skipped",
                  library.folder, len(encodings), outside, len(library.skipped))  # fmt: skip
 
-    thread = threading.Thread(target=run, name="aether-library", daemon=True)
+    thread = threading.Thread(target=run, name="aether-library")
     thread.start()
     return thread
