@@ -153,6 +153,11 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
         "--channels", type=_bounded(int, 1, 32, "channel count"), help="output channels (default: the input's)"
     )
     p.add_argument("--replay", help="follow a session recorded by run --record (its folder)")
+    p.add_argument(
+        "--blocksize",
+        type=_blocksize,
+        help="frames per block; any size renders the same (default: 1024, or the replay's)",
+    )
     p.set_defaults(func=live.cmd_render)
 
     p = sub.add_parser(

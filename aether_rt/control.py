@@ -171,6 +171,13 @@ class StateBox:
         self._listeners.append(listener)
 
 
+#: Latent points designed per call. Every table, live or offline, is computed by the one
+#: compiled program for this batch shape: XLA's results for a row differ between batch
+#: shapes by up to ~4e-6 (a different matrix kernel), which a live take and its offline
+#: render would otherwise disagree by. 4 costs ~80 us a call (1 point: ~75 us).
+DESIGN_BATCH = 4
+
+
 class TableDesigner:
     """z -> coefficient table at the stream's rate: one jitted JAX function.
 
@@ -201,36 +208,31 @@ class TableDesigner:
         # The weights are baked into the compiled program as constants: passing them as an
         # argument made JAX flatten the parameter tree on every call (131 us vs 67 us).
         params = model.params
-        self._one = jax.jit(lambda z: design(params, z[None])[0])
         self._batch = jax.jit(lambda z: design(params, z))
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """The table ``[n_filters, 5]`` (float64) for one latent point."""
-        return np.asarray(self._one(np.asarray(z, np.float32)), dtype=np.float64)
+        return self.batch(np.asarray(z)[None])[0]
 
     def batch(self, z: np.ndarray) -> np.ndarray:
-        """Tables ``[n, n_filters, 5]`` for ``n`` latent points (offline: many ticks at once)."""
-        return np.asarray(self._batch(np.asarray(z, np.float32)), dtype=np.float64)
+        """Tables ``[n, n_filters, 5]`` (float64) for ``n`` latent points ``[n, latent_dim]``.
 
-    def padded(self, z: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
-        """Tables for ``n`` points, computed as a batch of the smallest of ``sizes`` >= n.
-
-        A fixed set of shapes, so a live caller with a varying count never makes JAX
-        compile again (compile them ahead with :meth:`warmup`).
+        Computed ``DESIGN_BATCH`` points at a time (the last call padded), so a table
+        does not depend on how many were asked for together, and no count makes JAX
+        compile again.
         """
+        z = np.asarray(z, np.float32).reshape(-1, self.latent_dim)
         n = z.shape[0]
-        if n == 1:
-            return self(z[0])[None]
-        size = min(s for s in sizes if s >= n)
-        full = np.zeros((size, self.latent_dim), np.float32)
-        full[:n] = z
-        return self.batch(full)[:n]
+        padded = np.zeros((-(-n // DESIGN_BATCH) * DESIGN_BATCH, self.latent_dim), np.float32)
+        padded[:n] = z
+        out = np.empty((padded.shape[0], self.n_filters, 5))
+        for i in range(0, padded.shape[0], DESIGN_BATCH):
+            out[i : i + DESIGN_BATCH] = np.asarray(self._batch(padded[i : i + DESIGN_BATCH]))
+        return out[:n]
 
-    def warmup(self, batch_sizes: tuple[int, ...] = ()) -> None:
+    def warmup(self) -> None:
         """Compile (or load from JAX's persistent cache) before any audio runs."""
-        self(np.zeros(self.latent_dim))
-        for size in batch_sizes:
-            self.batch(np.zeros((size, self.latent_dim)))
+        self.batch(np.zeros((1, self.latent_dim)))
 
 
 def enable_compilation_cache() -> None:
@@ -296,8 +298,6 @@ class Controller:
         self.bank, self.designer, self.box = bank, designer, box
         self.sample_rate_hz, self.control_frames = float(sample_rate_hz), int(control_frames)
         self.lookahead = int(lookahead)
-        #: batch shapes the designer runs (steady state publishes 1 or 2 tables a step)
-        self.batch_sizes = tuple(sorted({2, self.lookahead + 1})) if self.lookahead else (1,)
         if bank.arena.layout.ring_size < 2 * (self.lookahead + 1) + 2:
             raise ValueError(f"a lookahead of {lookahead} ticks needs a ring of {2 * (self.lookahead + 1) + 2} slots")
         self.last_tick = -1  # the furthest tick published
@@ -332,7 +332,7 @@ class Controller:
         first = tick if changed else max(self.last_tick + cf, tick)
         ticks = np.arange(first, horizon + 1, cf)
         z = latent_at(state.modulation, ticks / self.sample_rate_hz)
-        tables = self.designer.padded(z, self.batch_sizes)
+        tables = self.designer.batch(z)
         with self._publish_lock:
             if owner is not None and not owner():
                 return False

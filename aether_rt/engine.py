@@ -58,8 +58,8 @@ class EngineSettings:
         callback: ``"cfunc"`` (GIL-free) or ``"python"``.
         control_rate_hz: control ticks per second.
         lookahead_ticks: tables the control thread keeps published ahead of the audio
-            (16 ms at the defaults): how long it may be held off without the motion
-            stalling.
+            beyond two blocks (16 ms at the defaults): how long it may be held off
+            without the motion stalling (see :func:`lookahead_for`).
 
     """
 
@@ -104,6 +104,7 @@ class Engine:
         else:
             ins = settings.in_channels or min(settings.out_channels, _max_inputs(settings.input_device))
         self.control_frames = control_frames_for(fs, settings.control_rate_hz)
+        self.lookahead = lookahead_for(settings.blocksize, self.control_frames, settings.lookahead_ticks)
         self.bank = BiquadBank(
             model.config.num_filters,
             ins,
@@ -111,7 +112,7 @@ class Engine:
             in_channels=ins,
             max_frames=max(2048, settings.blocksize),
             smoothing_frames=self.control_frames,
-            ring_size=4 * (settings.lookahead_ticks + 2),
+            ring_size=4 * (self.lookahead + 2),
             tap_frames=int(TAP_SECONDS * fs) if record_dir else 0,
             source_frames=0 if source is None else source.shape[0],
         )
@@ -121,8 +122,8 @@ class Engine:
             arena.words[ar.H_SRC_LOOP] = int(loop)
         self.source_frames = 0 if source is None else source.shape[0]
         self.designer = TableDesigner(model, fs)
-        self.controller = Controller(self.bank, self.designer, box, fs, self.control_frames, settings.lookahead_ticks)
-        self.designer.warmup(batch_sizes=self.controller.batch_sizes)
+        self.controller = Controller(self.bank, self.designer, box, fs, self.control_frames, self.lookahead)
+        self.designer.warmup()
         self.controller.log_states = record_dir is not None
         self.controller.step(0, ramp_frames=0)  # the first table: in place before any audio
         self.bank.arena.settle_params()  # and the first gains and mix, without a glide
@@ -130,7 +131,6 @@ class Engine:
             self.bank, samplerate=fs, blocksize=settings.blocksize, input_device=settings.input_device,
             output_device=settings.output_device, callback=settings.callback, output_only=source is not None,
         )  # fmt: skip
-        self.cycles_per_us = _cycles_per_us()
         self._generation = 0
         self._thread: ControlThread | None = None
         self.control_restarts = 0
@@ -209,11 +209,11 @@ class Engine:
         post, n_out = arena.post, arena.layout.outs
         out_peak = max(float(post[ar.POST_FIXED + ar.POST_PER_OUT * o + 3]) for o in range(n_out))
         in_peak = max(float(post[ar.POST_FIXED + ar.POST_PER_OUT * n_out + c]) for c in range(arena.layout.ins))
-        period_cycles = self.settings.blocksize / self.stream.samplerate * 1e6 * self.cycles_per_us
+        period_ns = self.settings.blocksize / self.stream.samplerate * 1e9
         return {
             "frames": int(words[ar.H_FRAMES]),
             "xruns": self.stream.stats().status_flags,
-            "callback_max_load": round(int(words[ar.H_CYCLES_MAX]) / max(period_cycles, 1.0), 4),
+            "callback_max_load": round(int(words[ar.H_CALLBACK_NS_MAX]) / max(period_ns, 1.0), 4),
             "input_peak_dbfs": _dbfs(in_peak),
             "output_peak_dbfs": _dbfs(out_peak),
             "clip_events": int(words[ar.H_LIMITED_SAMPLES]),
@@ -242,9 +242,9 @@ class Engine:
             "xruns": stream.status_flags,
             "status_flags": stream._asdict(),
             "callback_us": {
-                "p50": _hist_percentile(hist, 50) / self.cycles_per_us,
-                "p99": _hist_percentile(hist, 99) / self.cycles_per_us,
-                "max": int(words[ar.H_CYCLES_MAX]) / self.cycles_per_us,
+                "p50": _hist_percentile(hist, 50) / 1e3,
+                "p99": _hist_percentile(hist, 99) / 1e3,
+                "max": int(words[ar.H_CALLBACK_NS_MAX]) / 1e3,
             },
             "block_period_us": self.settings.blocksize / self.stream.samplerate * 1e6,
             "control_updates_per_s": self.controller.updates / elapsed if elapsed else 0.0,
@@ -325,6 +325,17 @@ class Engine:
         }
 
 
+def lookahead_for(blocksize: int, control_frames: int, margin_ticks: int) -> int:
+    """Ticks the control thread keeps published ahead of the frame counter for a block size.
+
+    The audio side adopts each table at its own tick inside a block, so every tick of
+    the block being played and of the next one must already be queued when it starts
+    (the frame counter the control thread reads may be a block old), plus
+    ``margin_ticks`` for a control thread held off for a while.
+    """
+    return margin_ticks + -(-2 * max(int(blocksize), 1) // control_frames)
+
+
 def write_stats(path: Path, figures: dict[str, Any]) -> None:
     """Write the figures as JSON (a user error if the path cannot be written)."""
     try:
@@ -339,22 +350,12 @@ def _max_inputs(device: int | str | None) -> int:
 
 
 def _hist_percentile(hist: np.ndarray, q: float) -> float:
-    """The q-th percentile, in cycles, of the log2 histogram (bin centres)."""
+    """The q-th percentile, in ns, of the log2 histogram (bin centres)."""
     total = hist.sum()
     if total == 0:
         return 0.0
     b = int(np.searchsorted(np.cumsum(hist), q / 100.0 * total))
     return float(2.0 ** ((b + 0.5) / 8.0))
-
-
-def _cycles_per_us() -> float:
-    """Calibrate the callback's cycle counter against the wall clock (~30 ms)."""
-    from aether_rt.audio.callback import read_cycles
-
-    t0, c0 = time.perf_counter(), read_cycles()
-    time.sleep(0.03)
-    t1, c1 = time.perf_counter(), read_cycles()
-    return max((c1 - c0) / ((t1 - t0) * 1e6), 1e-3)
 
 
 def _dbfs(peak: float) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 
 from aether_rt.control import Controller, ControlState
 from aether_rt.dsp import arena as ar
+from aether_rt.dsp._kernels import read_acquire
 from aether_rt.errors import UserError
 
 SESSION_FILE = "session.json"
@@ -67,7 +68,7 @@ class Recorder(threading.Thread):
     def drain(self) -> None:
         """Copy everything new from the tap and the adoption log."""
         words, layout = self.arena.words, self.arena.layout
-        written = int(words[ar.H_TAP_WRITTEN])
+        written = read_acquire(words, ar.H_TAP_WRITTEN)  # then the frames it counts
         capacity = layout.tap_frames
         if written - self._tap_read > capacity:  # fell behind: the oldest frames are gone
             self.lost_frames += written - self._tap_read - capacity
@@ -79,7 +80,7 @@ class Recorder(threading.Thread):
             self._in.write(rows[:, : layout.ins])
             self._out.write(rows[:, layout.ins :])
         self._tap_read = written
-        logged = int(words[ar.H_ADOPT_WRITTEN])
+        logged = read_acquire(words, ar.H_ADOPT_WRITTEN)
         cap = layout.adopt_capacity
         if logged - self._adopt_read > cap:
             self.lost_adoptions += logged - self._adopt_read - cap

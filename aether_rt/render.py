@@ -3,8 +3,9 @@
 :func:`render` runs a source through exactly what the live callback runs (input gain,
 the bank, mix, output gain, DC blocker, ceiling) with the tables the control thread
 would publish. Without a recording to follow it emulates an ideal control thread: one
-tick every ``control_frames`` frames, adopted at the block it falls in; tables for many
-ticks are designed in one batched JAX call. With a recorded live session
+tick every ``control_frames`` frames, each table queued before the block it falls in and
+adopted at its own frame (the bank splits the block there, live too), so the output does
+not depend on the block size; tables for many ticks are designed in one pass. With a recorded live session
 (:class:`~aether_rt.record.Session`) it replays the recorded adoptions (which table, at
 which frame) and state changes, so the render is what the live engine played.
 
@@ -28,6 +29,8 @@ from aether_rt.models.checkpoint import LoadedModel
 from aether_rt.modulation import latent_at
 
 DEFAULT_CONTROL_RATE_HZ = 500.0
+#: Offline block size: any gives the same output; this one is fast.
+DEFAULT_BLOCK = 1024
 _BATCH_TICKS = 2048
 
 
@@ -84,8 +87,10 @@ def render(
         out_channels: output channels (default: the source's); input channel
             ``o % in`` feeds output ``o``.
         control_rate_hz: control ticks per second.
-        blocksize: frames per block (default: one control tick).
-        session: a recorded session to follow (its blocksize, adoptions and states).
+        blocksize: frames per block (default: ``DEFAULT_BLOCK``, or the session's). The
+            output is the same at every block size: each table is adopted at its own
+            tick's frame inside a block, live and here.
+        session: a recorded session to follow (its adoptions and states).
         progress: called with (frames done, total).
         designer: a prepared table designer for this model and rate (reused across
             renders; built here if not given).
@@ -99,14 +104,14 @@ def render(
     ins, total = x.shape[1], x.shape[0]
     outs = out_channels or ins
     if session is not None:
-        control_frames, block = session.control_frames, session.blocksize
+        control_frames, block = session.control_frames, blocksize or session.blocksize
     else:
         control_frames = control_frames_for(sample_rate_hz, control_rate_hz)
-        block = blocksize or control_frames
+        block = blocksize or DEFAULT_BLOCK
     designer = designer or TableDesigner(model, sample_rate_hz)
     started = time.perf_counter()
     if session is not None:
-        y, banks = _render_session(x, sample_rate_hz, designer, model, state, session, outs, progress)
+        y, banks = _render_session(x, sample_rate_hz, designer, model, state, session, outs, block, progress)
     else:
         # Channels are independent when each output plays its own input: render them in
         # parallel threads (the kernels release the GIL), one arena each.
@@ -176,13 +181,13 @@ def render_controlled(
     """
     from aether_rt.audio.callback import callback_body
     from aether_rt.control import Controller, StateBox
-    from aether_rt.engine import EngineSettings
+    from aether_rt.engine import EngineSettings, lookahead_for
 
     x = np.ascontiguousarray(source, dtype=np.float32)
     x = x[:, None] if x.ndim == 1 else x
     total, ins = x.shape
     control_frames = control_frames_for(sample_rate_hz, control_rate_hz)
-    lookahead = EngineSettings.lookahead_ticks
+    lookahead = lookahead_for(blocksize, control_frames, EngineSettings.lookahead_ticks)
     designer = designer or TableDesigner(model, sample_rate_hz)
     bank = BiquadBank(
         model.config.num_filters, ins, out_channels=ins, in_channels=ins, max_frames=max(blocksize, 64),
@@ -205,12 +210,17 @@ def render_controlled(
     return y
 
 
+def ring_size_for(block: int, control_frames: int) -> int:
+    """Ring slots an offline render needs: every tick of a block is queued before it runs."""
+    return max(8, -(-block // control_frames) + 4)
+
+
 def _bank(
     model: LoadedModel, ins: int, outs: int, block: int, control_frames: int, state: ControlState, fs: float
 ) -> BiquadBank:
     bank = BiquadBank(
         model.config.num_filters, ins, out_channels=outs, in_channels=ins, max_frames=max(block, 64),
-        smoothing_frames=control_frames,
+        smoothing_frames=control_frames, ring_size=ring_size_for(block, control_frames),
     )  # fmt: skip
     for slot, value in stage_params(state, fs).items():
         bank.arena.params[slot] = value
@@ -220,19 +230,19 @@ def _bank(
 
 def _render_session(
     x: np.ndarray, fs: float, designer: TableDesigner, model: LoadedModel, state: ControlState, session: Any,
-    outs: int, progress: Callable[[int, int], None] | None,
+    outs: int, block: int, progress: Callable[[int, int], None] | None,
 ) -> tuple[np.ndarray, list[BiquadBank]]:  # fmt: skip
-    """Follow a recorded session: its block size, its adoptions, its state changes."""
+    """Follow a recorded session: its adoptions (table and frame) and its state changes."""
     from aether_rt.audio.callback import callback_body
 
-    control_frames, block = session.control_frames, session.blocksize
+    control_frames = session.control_frames
     bank = _bank(model, x.shape[1], outs, block, control_frames, state, fs)
     plan = _session_plan(session, state)
     arena, total = bank.arena, x.shape[0]
     y = np.empty((total, outs), np.float32)
     for start in range(0, total, block):
-        plan.before_block(start, bank, designer, fs, control_frames)
         stop = min(total, start + block)
+        plan.before_block(start, stop, bank, designer, fs, control_frames)
         callback_body(arena.words, arena.f64, arena.f32, x[start:stop], y[start:stop], np.uint64(0), True)
         if progress is not None and (start // block) % 4000 == 0:
             progress(stop, total)
@@ -258,20 +268,23 @@ class _SessionPlan:
         return current
 
     def before_block(
-        self, start: int, bank: BiquadBank, designer: TableDesigner, fs: float, control_frames: int
+        self, start: int, stop: int, bank: BiquadBank, designer: TableDesigner, fs: float, control_frames: int
     ) -> None:
-        """Publish, as live did, every table that was adopted at frame ``start``."""
-        while self.next_adoption < len(self.adoptions) and self.adoptions[self.next_adoption][2] <= start:
+        """Queue, as live did, every table adopted in frames ``[start, stop)``, due at its frame.
+
+        The bank adopts each at the frame the live engine did (it splits the block there).
+        """
+        while self.next_adoption < len(self.adoptions) and self.adoptions[self.next_adoption][2] < stop:
             seq, tag, frame = self.adoptions[self.next_adoption]
             self.next_adoption += 1
             if frame < start:
-                continue  # adopted mid-block in a host with variable blocks: cannot be placed
+                continue  # before the recording's first frame
             state = self.state_at(seq)
+            # Parameter targets: the audio side reads them once per block, live and here.
             for slot, value in stage_params(state, fs).items():
                 bank.arena.params[slot] = value
             z = latent_at(state.modulation, tag / fs)
-            # Tag -1: due at once here (live, it was due when adopted).
-            bank.publish(designer(z), ramp_frames=0 if self.first else control_frames, tag=-1)
+            bank.publish(designer(z), ramp_frames=0 if self.first else control_frames, tag=frame)
             self.first = False
 
 

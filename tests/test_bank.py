@@ -7,6 +7,7 @@ import pytest
 import scipy.signal as ss
 from conftest import random_sections
 
+from aether_rt.dsp import arena as ar
 from aether_rt.dsp import biquad as bq
 from aether_rt.dsp.bank import BiquadBank
 from aether_rt.dsp.svf import svf_table, svf_to_df
@@ -258,8 +259,8 @@ def test_smoothing_removes_zipper_noise() -> None:
 
 
 def test_tables_published_ahead_wait_until_due_and_newer_ones_supersede() -> None:
-    """The control thread's lookahead: a table tagged with frame t is adopted at the
-    first block starting at or after t; among due tables the newest published wins."""
+    """The control thread's lookahead: a table tagged with frame t is adopted at frame t,
+    inside the block that holds it; among due tables the newest published wins."""
     fs = 48_000.0
 
     def table(gain_db: float) -> np.ndarray:
@@ -273,7 +274,9 @@ def test_tables_published_ahead_wait_until_due_and_newer_ones_supersede() -> Non
     for _ in range(6):  # blocks start at frames 0, 64, 128, 192, 256, 320
         bank.process(block)
         seen.append(next(g for g in (1.0, 2.0, 3.0, 4.0) if np.allclose(bank.coeffs_in_use(), table(g))))
-    assert seen == [1.0, 1.0, 2.0, 3.0, 3.0, 4.0]
+    assert seen == [1.0, 2.0, 2.0, 3.0, 4.0, 4.0]  # in use at each block's end
+    log = bank.arena.adopt_log[: bank.arena.counter(ar.H_ADOPT_WRITTEN)]
+    assert log[:, 2].tolist() == [0, 96, 192, 288]  # adopted at the very frame of its tag
     # A state change republishes from a tick already due: it supersedes what was queued.
     bank.publish(table(5.0), ramp_frames=0, tag=500)  # queued, due at 500
     bank.publish(table(6.0), ramp_frames=0, tag=384)  # newer, due now (next block starts at 384)
@@ -282,3 +285,29 @@ def test_tables_published_ahead_wait_until_due_and_newer_ones_supersede() -> Non
     bank.process(block)  # frame 448: the older tag-500 table is not due yet, and later it is older than 6.0's
     bank.process(block)  # frame 512
     assert np.allclose(bank.coeffs_in_use(), table(6.0))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("block", [7, 32, 100, 512, 2048])
+def test_queued_tables_give_the_same_output_at_every_block_size(
+    rng: np.random.Generator, block: int, channels: int
+) -> None:
+    """Sub-block adoption: with the tables queued ahead (as the control thread does), any
+    block size plays what one-frame blocks play (where every adoption is at a block start)."""
+    cf, n = 96, 4096
+    tables = [random_sections(rng, 6) for _ in range(n // cf + 1)]
+    x = (0.3 * rng.standard_normal((n, channels))).astype(np.float32)
+
+    def play(size: int) -> np.ndarray:
+        bank = BiquadBank(6, channels, ring_size=64, max_frames=256, smoothing_frames=cf)
+        out, published = np.empty_like(x), 0
+        for start in range(0, n, size):
+            while published * cf < start + size and published < len(tables):  # queued a block ahead
+                bank.publish(tables[published], ramp_frames=0 if published == 0 else cf, tag=published * cf)
+                published += 1
+            out[start : start + size] = bank.process(x[start : start + size])
+        return out
+
+    reference = play(1)
+    np.testing.assert_allclose(play(block), reference, rtol=0, atol=1e-6)
+    assert np.abs(reference).max() > 0.05

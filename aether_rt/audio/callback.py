@@ -28,7 +28,7 @@ from numba import carray, cfunc, njit, types
 from aether_rt import _jitcache
 from aether_rt.dsp import _kernels, _stages
 from aether_rt.dsp import arena as ar
-from aether_rt.dsp._intrinsics import cycles, is_null
+from aether_rt.dsp._intrinsics import is_null, monotonic_ns, store_release
 
 _jitcache.check()
 
@@ -73,7 +73,7 @@ def _tap(hdr, f32, x, y, f0, frames):
             f32[row + c] = x[n, c]
         for c in range(min(n_out, y.shape[1])):
             f32[row + n_in + c] = y[f0 + n, c]
-    hdr[ar.H_TAP_WRITTEN] = written + frames
+    store_release(hdr, ar.H_TAP_WRITTEN, written + frames)  # the frames before the count (recorder)
 
 
 def _callback_body(hdr, f64, f32, x, y, status, has_input):
@@ -82,7 +82,7 @@ def _callback_body(hdr, f64, f32, x, y, status, has_input):
     Shared by the cfunc and the Python callback (and the offline renderer). Blocks
     longer than the arena's ``max_frames`` run in chunks.
     """
-    start = cycles()
+    start = monotonic_ns()
     _count_status(hdr, status)
     frames, max_frames = y.shape[0], hdr[ar.H_MAX_FRAMES]
     for f0 in range(0, frames, max_frames):
@@ -93,25 +93,29 @@ def _callback_body(hdr, f64, f32, x, y, status, has_input):
         _stages.finish_output(hdr, f64, f32, y, f0, m)
         _tap(hdr, f32, _stages.raw_input(hdr, f32, m), y, f0, m)
     hdr[ar.H_CALLBACKS] += 1
-    _stages.record_duration(hdr, cycles() - start)
+    _stages.record_duration(hdr, monotonic_ns() - start)
 
 
 def _render_segment(hdr, f64, f32, x, y, tables, first_tick, control_frames, block, last_tick):
     """Offline: run ``callback_body`` block by block over ``x`` into ``y``.
 
-    Before each block, the table of a new control tick is published (``tables[k]`` is
-    tick ``first_tick + k * control_frames``). Returns the last tick published. The same
-    code as live, minus the Python per block.
+    Before each block, the table of every control tick falling in it is published,
+    tagged with its tick (``tables[k]`` is tick ``first_tick + k * control_frames``), as
+    a punctual control thread has them queued; the bank adopts each at its own frame,
+    so the output does not depend on ``block``. Returns the last tick published. The
+    same code as live, minus the Python per block.
     """
     total = x.shape[0]
     for start in range(0, total, block):
-        tick = (hdr[ar.H_FRAMES] // control_frames) * control_frames
-        if tick != last_tick:
+        stop = min(total, start + block)
+        now = hdr[ar.H_FRAMES]
+        tick = last_tick + control_frames if last_tick >= 0 else (now // control_frames) * control_frames
+        while tick < now + stop - start:
             ramp = control_frames if last_tick >= 0 else 0
             k = min(max((tick - first_tick) // control_frames, 0), tables.shape[0] - 1)
             _kernels.publish(hdr, f64, tables[k], ramp, tick)
             last_tick = tick
-        stop = min(total, start + block)
+            tick += control_frames
         callback_body(hdr, f64, f32, x[start:stop], y[start:stop], 0, True)
     return last_tick
 
@@ -132,9 +136,9 @@ callback_body = njit(
 
 
 @njit(**_JIT)
-def read_cycles():
-    """The cycle counter the callback times itself with (for calibration)."""
-    return cycles()
+def read_clock_ns():
+    """The clock the callback times itself with, in ns (tests compare it with ``time.monotonic_ns``)."""
+    return monotonic_ns()
 
 
 _TABLES = types.Array(types.float64, 3, "C")

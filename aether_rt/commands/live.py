@@ -392,7 +392,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     seconds = source.shape[0] / rate
     with tqdm(total=source.shape[0], unit="frame", unit_scale=True, disable=seconds < 30, desc="render") as bar:
         result = render(source, rate, model, state, out_channels=args.channels, control_rate_hz=args.control_rate,
-                        session=session, progress=lambda done, total: bar.update(done - bar.n))  # fmt: skip
+                        blocksize=args.blocksize, session=session,
+                        progress=lambda done, total: bar.update(done - bar.n))  # fmt: skip
     write_audio(out, result.audio, rate, subtype=subtype)
     print(
         f"wrote {out}: {seconds:.1f} s, {result.audio.shape[1]} channel(s) at {rate} Hz, rendered in "

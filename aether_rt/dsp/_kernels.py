@@ -28,7 +28,14 @@ from numba import njit, types
 
 from aether_rt import _jitcache
 from aether_rt.dsp import arena as ar
-from aether_rt.dsp._intrinsics import load_acquire, region, store_release
+from aether_rt.dsp._intrinsics import (
+    fence_acquire,
+    fence_release,
+    fetch_add_release,
+    load_acquire,
+    region,
+    store_release,
+)
 from aether_rt.dsp.svf import N_SVF, df_to_svf
 
 _jitcache.check()
@@ -85,12 +92,37 @@ def _publish(hdr, f64, table, ramp_frames, tag):
     seq = hdr[ar.H_PUBLISHED]
     slot = seq % ring_size
     base = hdr[ar.H_OFF_RING] + slot * n * _NC
+    # The slot last held table seq - ring_size. A consumer still copying it re-reads
+    # `published` afterwards and drops the copy if it reached seq; that only works if
+    # the store that made `published` seq is visible before any of the writes below.
+    # A release store orders only what came before it, so a weakly ordered CPU could
+    # show these writes first: the release fence forbids that (dmb on AArch64).
+    fence_release()
     for k in range(n):
         for j in range(_NC):
             f64[base + k * _NC + j] = table[k, j]
     hdr[hdr[ar.H_OFF_RING_RAMP] + slot] = ramp_frames
     hdr[hdr[ar.H_OFF_RING_TAG] + slot] = tag
-    store_release(hdr, ar.H_PUBLISHED, seq + 1)
+    store_release(hdr, ar.H_PUBLISHED, seq + 1)  # the table, its ramp and tag before the number
+
+
+@njit(**_JIT)
+def _next_due(hdr):
+    """Frames from now to the earliest queued table that is not yet due (-1: none queued).
+
+    The block is split there, so each table is adopted at its own tick's frame whatever
+    the block size. A tag read from a slot the producer is rewriting only moves a split
+    point; the adoption itself checks its copy.
+    """
+    published = load_acquire(hdr, ar.H_PUBLISHED)
+    ring_size, now = hdr[ar.H_RING_SIZE], hdr[ar.H_FRAMES]
+    lowest = max(hdr[ar.H_CONSUMED], published - ring_size + 1)
+    earliest = -1
+    for seq in range(lowest, published):
+        tag = hdr[hdr[ar.H_OFF_RING_TAG] + seq % ring_size]
+        if tag > now and (earliest < 0 or tag < earliest):
+            earliest = tag
+    return earliest - now if earliest >= 0 else -1
 
 
 @njit(**_JIT)
@@ -126,7 +158,10 @@ def _adopt_newest(hdr, f64, frames):
     tag = hdr[hdr[ar.H_OFF_RING_TAG] + slot]
     # Table `seq + ring_size` reuses our slot; the producer starts writing it once
     # `published` reaches that number. If it may have done so while we copied, the copy
-    # could be torn: retry next block.
+    # could be torn: retry at the next segment. The acquire fence keeps the copy's loads
+    # before this re-read (a weakly ordered CPU could otherwise satisfy some of them
+    # after it, from a slot already being overwritten).
+    fence_acquire()
     if load_acquire(hdr, ar.H_PUBLISHED) - seq >= ring_size:
         hdr[ar.H_TORN_READS] += 1
         return
@@ -155,7 +190,7 @@ def _adopt_newest(hdr, f64, frames):
     # The adoption log lets a recorded live run be re-rendered with the very same timing.
     entry = hdr[ar.H_OFF_ADOPT] + ar.ADOPT_FIELDS * (hdr[ar.H_ADOPT_WRITTEN] % hdr[ar.H_ADOPT_CAPACITY])
     hdr[entry], hdr[entry + 1], hdr[entry + 2] = seq, tag, hdr[ar.H_FRAMES]
-    hdr[ar.H_ADOPT_WRITTEN] += 1
+    store_release(hdr, ar.H_ADOPT_WRITTEN, hdr[ar.H_ADOPT_WRITTEN] + 1)  # the entry before the count (recorder)
 
 
 @njit(**_JIT)
@@ -327,7 +362,8 @@ def _process(hdr, f64, x, y):
 
     Bank channel c reads input channel ``c % in``; output channel o plays bank channel
     ``o % channels`` (so mono in, stereo out runs the bank once). Blocks longer than
-    the arena's ``max_frames`` are processed in chunks.
+    the arena's ``max_frames`` are processed in chunks, and a block is split wherever a
+    queued table falls due (``_next_due``), where that table is adopted.
     """
     frames = x.shape[0]
     requested = load_acquire(hdr, ar.H_RESET_REQUESTED)
@@ -338,14 +374,19 @@ def _process(hdr, f64, x, y):
                 st[c, node, 0] = 0.0
                 st[c, node, 1] = 0.0
         hdr[ar.H_RESET_DONE] = requested
-    _adopt_newest(hdr, f64, frames)
     n_ch, max_frames = hdr[ar.H_N_CHANNELS], hdr[ar.H_MAX_FRAMES]
     work_all = region(f64, hdr[ar.H_OFF_WORK], (max_frames, n_ch))
     flags = region(hdr, hdr[ar.H_OFF_FLAGS], (n_ch,))
     n_out = y.shape[1]
     f0 = 0
     while f0 < frames:
+        # Sub-block adoption: the segment ends where the next queued table falls due, so
+        # a 2048-frame block follows the same coefficient trajectory as 32-frame blocks.
+        _adopt_newest(hdr, f64, frames - f0)
         m = min(max_frames, frames - f0)
+        due = _next_due(hdr)
+        if 0 < due < m:
+            m = due
         work = work_all[:m]
         _load_input(hdr, x, f0, m, work, flags)
         _cascade(hdr, f64, work, m)
@@ -356,13 +397,14 @@ def _process(hdr, f64, x, y):
                 y[f0 + n, o] = work[n, c]
         _settle_state(hdr, f64, flags)
         f0 += m
+        # Release: the control thread and the page read the clock while this block runs.
+        store_release(hdr, ar.H_FRAMES, hdr[ar.H_FRAMES] + m)
     hdr[ar.H_BLOCKS] += 1
-    hdr[ar.H_FRAMES] += frames
 
 
 def _request_reset(hdr):
-    """Ask the audio side to zero the filter state before its next block."""
-    store_release(hdr, ar.H_RESET_REQUESTED, hdr[ar.H_RESET_REQUESTED] + 1)
+    """Ask the audio side to zero the filter state before its next block (any thread, atomic)."""
+    fetch_add_release(hdr, ar.H_RESET_REQUESTED, 1)
 
 
 _WORDS = types.Array(types.int64, 1, "C")
@@ -386,3 +428,12 @@ process = njit(
 publish = njit([types.void(_WORDS, _F64, _TABLE, types.int64, types.int64)], **_JIT)(_publish)
 #: Reset request (any thread).
 request_reset = njit([types.void(_WORDS)], **_JIT)(_request_reset)
+
+
+def _read_acquire(hdr, slot):
+    return load_acquire(hdr, slot)
+
+
+#: A header counter read with acquire ordering, for a thread that then reads what the
+#: count covers (the recorder: the tap's frames, the adoption log's entries).
+read_acquire = njit([types.int64(_WORDS, types.int64)], **_JIT)(_read_acquire)

@@ -15,6 +15,11 @@ One audio block goes through, in order (all in the arena, no allocation, no GIL)
 
 Parameters come from the control thread (``P_*`` slots); their smoothed values, the
 DC and limiter states and the meters belong to the audio thread (``S_*`` slots).
+
+No subnormal numbers: every recursive state here (the glides, the DC blocker, the
+limiter's recovery, the meters) is landed on its target or flushed to 0 at the end of
+each block once it is below audibility, so minutes of digital silence cost what signal
+costs (``tests/test_bank_safety.py``, ``benchmarks/bench_silence.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ def raw_input(hdr, f32, frames):
 @njit(inline="always", **_JIT)  # returns a view: must inline without NRT
 def gained_input(hdr, f32, frames):
     return region(f32, 2 * hdr[ar.H_OFF_GAINED], (frames, hdr[ar.H_IN_CHANNELS]))
+
+
+@njit(inline="always", **_JIT)
+def _flushed(v):
+    """``v``, or 0 once it is below the denormal floor (a state decaying in silence)."""
+    return v if abs(v) >= ar.DENORMAL_FLOOR else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _settled(v, target):
+    """A one-pole glide's value, landed on its target once it is within ``GLIDE_SNAP``.
+
+    A glide towards 0 (mix at bypass) otherwise decays into subnormal numbers after
+    ~7 s and stays there: its step rounds to nothing before it reaches 0.
+    """
+    return target if abs(v - target) < ar.GLIDE_SNAP else v
 
 
 @njit(**_JIT)
@@ -82,7 +103,7 @@ def apply_input_gain(hdr, f64, f32, frames):
         g += a * (target - g)
         for c in range(n_in):
             out[n, c] = raw[n, c] * g
-    post[ar.S_IN_GAIN] = g
+    post[ar.S_IN_GAIN] = _settled(g, target)
 
 
 @njit(**_JIT)
@@ -125,10 +146,12 @@ def finish_output(hdr, f64, f32, y, f0, frames):
             y[f0 + n, o] = v
             peak = max(peak, abs(v))
         decay = params[ar.P_METER_DECAY] ** frames
-        post[base], post[base + 1], post[base + 2] = x1, y1, lim
-        post[base + 3] = max(post[base + 3] * decay, peak)
+        # The DC blocker's state decays geometrically in silence (and the limiter's gain
+        # recovers towards 1): flushed here, before they reach subnormal numbers.
+        post[base], post[base + 1], post[base + 2] = _flushed(x1), _flushed(y1), _settled(lim, 1.0)
+        post[base + 3] = _flushed(max(post[base + 3] * decay, peak))
         mix, gain = m, g
-    post[ar.S_MIX], post[ar.S_OUT_GAIN] = mix, gain
+    post[ar.S_MIX], post[ar.S_OUT_GAIN] = _settled(mix, mix_target), _settled(gain, gain_target)
     # input meters
     decay = params[ar.P_METER_DECAY] ** frames
     for c in range(n_in):
@@ -136,15 +159,15 @@ def finish_output(hdr, f64, f32, y, f0, frames):
         for n in range(frames):
             peak = max(peak, abs(dry[n, c]))
         slot = ar.POST_FIXED + ar.POST_PER_OUT * n_out + c
-        post[slot] = max(post[slot] * decay, peak)
+        post[slot] = _flushed(max(post[slot] * decay, peak))
     hdr[ar.H_LIMITED_SAMPLES] += limited
     hdr[ar.H_NONFINITE_OUT] += nonfinite
 
 
 @njit(**_JIT)
-def record_duration(hdr, cycles):
-    """Count one callback's duration in the log2 histogram (8 bins per octave of cycles)."""
-    if cycles > hdr[ar.H_CYCLES_MAX]:
-        hdr[ar.H_CYCLES_MAX] = cycles
-    b = int(8.0 * np.log2(max(cycles, 1))) if cycles > 0 else 0
+def record_duration(hdr, ns):
+    """Count one callback's duration in the log2 histogram (8 bins per octave of nanoseconds)."""
+    if ns > hdr[ar.H_CALLBACK_NS_MAX]:
+        hdr[ar.H_CALLBACK_NS_MAX] = ns
+    b = int(8.0 * np.log2(max(ns, 1))) if ns > 0 else 0
     hdr[hdr[ar.H_OFF_HIST] + min(b, ar.HIST_BINS - 1)] += 1

@@ -27,7 +27,7 @@ import numpy as np
 from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
 from aether_rt.dsp.svf import N_SVF, svf_table
 
-MAGIC = 0x41455448_45520004  # "AETHER" + layout version 4
+MAGIC = 0x41455448_45520005  # "AETHER" + layout version 5
 
 # --- header slots (int64 indices) -------------------------------------------------
 H_MAGIC = 0
@@ -85,8 +85,8 @@ H_OFF_RAW = 53  # f32 [max_frames, in]          the block's input (device or sou
 H_OFF_GAINED = 54  # f32 [max_frames, in]       the input after the input gain
 H_OFF_PARAMS = 55  # f64 [N_PARAMS]            parameter targets (control thread)
 H_OFF_POST = 56  # f64 [post size]              smoothed parameters, DC and limiter state, meters (audio)
-H_OFF_HIST = 57  # i64 [HIST_BINS]              callback durations, log2 cycles, 8 bins per octave
-H_CYCLES_MAX = 58  # longest callback, in CPU cycles
+H_OFF_HIST = 57  # i64 [HIST_BINS]              callback durations, log2 ns, 8 bins per octave
+H_CALLBACK_NS_MAX = 58  # longest callback, ns
 H_LIMITED_SAMPLES = 59  # output samples the ceiling limiter had to turn down
 H_NONFINITE_OUT = 60  # output samples that were not finite (replaced by silence)
 H_SRC_FRAMES = 61  # frames in the source buffer (0: play the device input)
@@ -118,6 +118,8 @@ STATE_LIMIT = 1e6
 #: State values below this magnitude are flushed to zero at each block end, so that
 #: decaying silence never reaches subnormal numbers (which cost ~100x per operation).
 DENORMAL_FLOOR = 1e-30
+#: A glide (gain, mix) this close to its target lands on it (-240 dB: inaudible).
+GLIDE_SNAP = 1e-12
 #: Channel flags (``H_OFF_FLAGS``).
 FLAG_BAD_INPUT = 1
 FLAG_BLOWN = 2

@@ -126,7 +126,7 @@ class BiquadBank:
         return self._arena.layout.n_channels
 
     def publish(self, coeffs: Any, *, ramp_frames: int | None = None, tag: int = -1) -> None:
-        """Hand a new table to the audio side, lock-free; it ramps there from the next block.
+        """Hand a new table to the audio side, lock-free; adopted at its tag's frame (or at once), then ramped.
 
         Args:
             coeffs: ``[n_sections, 5]`` coefficients (b0, b1, b2, a1, a2), finite and
