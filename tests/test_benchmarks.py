@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
     [
         ("bench_bank.py", ["--repeats", "1", "--channels", "1"], "runs"),
         ("bench_forms.py", ["--seconds", "1", "--repeats", "1"], "peak_over_static_worst"),
+        ("bench_silence.py", ["--blocks", "20", "--channels", "1"], "rows"),
     ],
 )
 def test_benchmark_runs_and_writes_json(script: str, args: list[str], key: str, tmp_path: Path) -> None:
@@ -43,6 +44,22 @@ def test_web_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path) -
     result = json.loads(out.read_text())
     assert result["slider"]["matched"] == 10 and "machine" in result
     assert [r["configuration"] for r in result["runs"]] == ["engine alone", "engine + page drawing"]
+    assert "|" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_block_size_benchmark_compares_a_live_take_with_its_render(jack_server: None, tmp_path: Path) -> None:
+    out = tmp_path / "blocks.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_blocks.py"), "--blocks", "512", "--seconds", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["block"] == 512 and run["adoptions"] > 0
+    # The replay follows the recorded adoptions: nothing but rounding can differ.
+    assert run["snr_replay_db"] is None or run["snr_replay_db"] > 100  # None: identical
     assert "|" in done.stdout
 
 
