@@ -23,7 +23,7 @@ TINY32 = np.finfo(np.float32).tiny
 
 # What each scenario drives towards 0 in the silence (the test fails if that stage's flush goes).
 SCENARIOS = {
-    "wet": {},  # the bank's sections, the DC blocker, the meters
+    "wet": {},  # the bank's sections, the DC blocker, the meters, the envelope follower
     "bypassed after the signal": {"bypass_after": True},  # the mix glide towards 0
     "dry": {"mix": 0.0},  # the wet path unused; the DC blocker on the dry signal
     "limiting": {"input_gain_db": 24.0},  # the limiter recovering after hard limiting
@@ -44,10 +44,12 @@ def test_a_minute_of_silence_leaves_no_subnormal_state(rng: np.random.Generator,
     state = ControlState(**setup)
     # Q 40 resonances decay slowest; the DC blocker and meters decay over seconds.
     coeffs = bq.peaking_coeffs(np.geomspace(20, 20000, 32), bq.Q_MAX, 24.0, rate)
-    bank = BiquadBank(32, channels, coeffs=coeffs, out_channels=channels, in_channels=channels, max_frames=512)
+    bank = BiquadBank(32, channels, coeffs=coeffs, out_channels=channels, in_channels=channels, max_frames=512,
+                      envelope_frames=96)  # fmt: skip
     arena = bank.arena
     for slot, value in stage_params(state, rate).items():
         arena.params[slot] = value
+    arena.params[ar.P_ENV_ATTACK], arena.params[ar.P_ENV_RELEASE] = 0.01, 1e-4  # the slowest release
     arena.settle_params()
     block = 512
     signal = (0.5 * rng.standard_normal((rate, channels))).astype(np.float32)
@@ -68,6 +70,7 @@ def test_a_minute_of_silence_leaves_no_subnormal_state(rng: np.random.Generator,
     post, states = arena.post, arena.state
     assert not np.any(_subnormal(post, TINY64)), post
     assert not np.any(_subnormal(states, TINY64))
+    assert not np.any(_subnormal(arena.envelope, TINY64)) and post[ar.S_ENV] == 0.0
     assert np.all(y == 0.0)
     # The states did move: meters fell, the DC blocker emptied, the glides arrived.
     n_out = arena.layout.outs

@@ -88,6 +88,7 @@ def _callback_body(hdr, f64, f32, x, y, status, has_input):
     for f0 in range(0, frames, max_frames):
         m = min(max_frames, frames - f0)
         _stages.take_input(hdr, f32, x, f0, m, has_input)
+        _stages.follow_envelope(hdr, f64, f32, m)
         _stages.apply_input_gain(hdr, f64, f32, m)
         _kernels.process(hdr, f64, _stages.gained_input(hdr, f32, m), y[f0 : f0 + m])
         _stages.finish_output(hdr, f64, f32, y, f0, m)

@@ -3,7 +3,9 @@
 One audio block goes through, in order (all in the arena, no allocation, no GIL):
 
 1. ``take_input``: the device input, or the next frames of the source buffer (a file or
-   the demo phrase played live), into the arena's raw-input region;
+   the demo phrase played live), into the arena's raw-input region; ``follow_envelope``:
+   the input's peak level, one pole up and down, kept at every control tick for the
+   control thread (the player's dynamics can move z);
 2. ``apply_input_gain``: times the input gain, smoothed per frame, into the gained
    region (the bank's input and the dry signal);
 3. the bank (:mod:`aether_rt.dsp._kernels`) writes the wet signal into the output;
@@ -29,7 +31,7 @@ from numba import njit
 
 from aether_rt import _jitcache
 from aether_rt.dsp import arena as ar
-from aether_rt.dsp._intrinsics import region
+from aether_rt.dsp._intrinsics import region, store_release
 
 _jitcache.check()
 
@@ -88,6 +90,70 @@ def take_input(hdr, f32, x, f0, frames, has_input):
         for n in range(frames):
             for c in range(n_in):
                 raw[n, c] = 0.0
+
+
+@njit(inline="always", **_JIT)
+def envelope_step(env, level, attack, release):
+    """The follower's next value: one pole towards ``level``, ``attack`` rising, ``release`` falling.
+
+    The one definition of the envelope follower, shared by the live stage and the
+    offline render (:func:`envelope_snapshots`), so a take re-renders to the same values.
+    Flushed to 0 below the denormal floor at every frame (not at block ends: the same
+    values whatever the blocks).
+    """
+    return _flushed(env + (attack if level > env else release) * (level - env))
+
+
+@njit(inline="always", **_JIT)
+def _peak(x, n):
+    level = 0.0
+    for c in range(x.shape[1]):
+        level = max(level, abs(np.float64(x[n, c])))
+    return level
+
+
+@njit(**_JIT)
+def follow_envelope(hdr, f64, f32, frames):
+    """Follow the raw input's peak level; keep the value at every control tick for the control thread.
+
+    Snapshot ``k`` is the follower's value before frame ``k * H_ENV_FRAMES``. The control
+    thread designs the tables of tick ``t`` from the snapshot a fixed delay earlier, which
+    is always written by then, so live and offline use the same values.
+    """
+    every = hdr[ar.H_ENV_FRAMES]
+    if every <= 0:
+        return
+    params = region(f64, hdr[ar.H_OFF_PARAMS], (ar.N_PARAMS,))
+    post = region(f64, hdr[ar.H_OFF_POST], (ar.POST_FIXED,))
+    ring = region(f64, hdr[ar.H_OFF_ENV], (ar.ENV_CAPACITY,))
+    raw = raw_input(hdr, f32, frames)
+    attack, release = params[ar.P_ENV_ATTACK], params[ar.P_ENV_RELEASE]
+    env, first = post[ar.S_ENV], hdr[ar.H_FRAMES]
+    written = hdr[ar.H_ENV_WRITTEN]
+    for n in range(frames):
+        frame = first + n
+        if frame % every == 0:
+            ring[(frame // every) % ar.ENV_CAPACITY] = env
+            written = frame // every + 1
+        env = envelope_step(env, _peak(raw, n), attack, release)
+    post[ar.S_ENV] = env
+    store_release(hdr, ar.H_ENV_WRITTEN, written)  # the values before the count (control thread)
+
+
+@njit(**_JIT)
+def envelope_snapshots(x, every, attack, release, out):
+    """Offline: the follower over all of ``x`` ``[frames, channels]``, its value at every ``every`` frames into ``out``.
+
+    Exactly what :func:`follow_envelope` keeps live for the same input, in any blocks.
+    Ticks past the input's end hold its last value.
+    """
+    env = 0.0
+    for frame in range(x.shape[0]):
+        if frame % every == 0 and frame // every < out.shape[0]:
+            out[frame // every] = env
+        env = envelope_step(env, _peak(x, frame), attack, release)
+    for k in range((x.shape[0] + every - 1) // every, out.shape[0]):
+        out[k] = env
 
 
 @njit(**_JIT)

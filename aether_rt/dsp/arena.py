@@ -27,7 +27,7 @@ import numpy as np
 from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
 from aether_rt.dsp.svf import N_SVF, svf_table
 
-MAGIC = 0x41455448_45520005  # "AETHER" + layout version 5
+MAGIC = 0x41455448_45520006  # "AETHER" + layout version 6
 
 # --- header slots (int64 indices) -------------------------------------------------
 H_MAGIC = 0
@@ -93,6 +93,11 @@ H_SRC_FRAMES = 61  # frames in the source buffer (0: play the device input)
 H_SRC_POS = 62  # next source frame to play (audio)
 H_SRC_LOOP = 63  # 1: loop the source
 H_OFF_SRC = 64  # f32 [source frames, in]      a file or the demo phrase, played live
+# the input's envelope follower (aether_rt/dsp/_stages.py follow_envelope)
+H_ENV_FRAMES = 65  # frames between two envelope snapshots (the control tick; 0: no follower)
+H_ENV_WRITTEN = 66  # snapshots written so far (audio, release): snapshot k is at frame k * H_ENV_FRAMES
+H_OFF_ENV = 67  # f64 [ENV_CAPACITY]           the follower's value at each snapshot, a ring
+ENV_CAPACITY = 4096  # snapshots kept (8 s at 500 Hz)
 HEADER_WORDS = 128
 
 # Parameter slots (f64, written by the control thread, read by the audio stages).
@@ -105,10 +110,13 @@ P_CEILING = 5  # output ceiling, linear
 P_DC_POLE = 6  # DC blocker pole
 P_LIMIT_RELEASE = 7  # limiter gain recovery per frame
 P_METER_DECAY = 8  # peak-meter decay per frame
+P_ENV_ATTACK = 9  # envelope follower: one-pole coefficient per frame while the level rises
+P_ENV_RELEASE = 10  # ... and while it falls
 N_PARAMS = 16
 # Post-stage state slots (f64, audio): the smoothed parameters, then per output
 # channel (DC x1, DC y1, limiter gain, output peak) and per input channel (input peak).
 S_IN_GAIN, S_OUT_GAIN, S_MIX = 0, 1, 2
+S_ENV = 3  # the envelope follower's value (linear peak level of the input)
 POST_FIXED = 4
 POST_PER_OUT = 4
 HIST_BINS = 256
@@ -141,6 +149,8 @@ class ArenaLayout:
         tap_frames: capacity of the recording tap in frames (0: none).
         source_frames: frames of a source played instead of the device input (0: none).
         adopt_capacity: entries of the adoption log ring: (sequence, tag, frame) per adopted table.
+        envelope_frames: frames between two snapshots of the input's envelope follower
+            (the control tick; 0: no follower).
 
     """
 
@@ -154,6 +164,7 @@ class ArenaLayout:
     tap_frames: int = 0
     source_frames: int = 0
     adopt_capacity: int = 1024
+    envelope_frames: int = 0
 
     def __post_init__(self) -> None:
         _check_int("n_sections", self.n_sections, 1, 4096)
@@ -166,6 +177,7 @@ class ArenaLayout:
         _check_int("tap_frames", self.tap_frames, 0, 1 << 31)
         _check_int("source_frames", self.source_frames, 0, 1 << 32)
         _check_int("adopt_capacity", self.adopt_capacity, 1, 1 << 24)
+        _check_int("envelope_frames", self.envelope_frames, 0, 1 << 20)
 
     @property
     def ins(self) -> int:
@@ -200,6 +212,7 @@ class ArenaLayout:
             (H_OFF_POST, POST_FIXED + POST_PER_OUT * self.outs + self.ins),
             (H_OFF_HIST, HIST_BINS),
             (H_OFF_SRC, (self.source_frames * self.ins + 1) // 2),
+            (H_OFF_ENV, ENV_CAPACITY),
         ]
         offsets, word = {}, HEADER_WORDS
         for slot, size in sizes:
@@ -241,6 +254,7 @@ class Arena:
         h[H_TAP_FRAMES] = layout.tap_frames
         h[H_SRC_FRAMES] = layout.source_frames
         h[H_ADOPT_CAPACITY] = layout.adopt_capacity
+        h[H_ENV_FRAMES] = layout.envelope_frames
         h[H_LAST_TAG] = -1
         n, c = layout.n_sections, layout.n_channels
         self.ring = self._f64(H_OFF_RING, (layout.ring_size, n, N_COEFFS))
@@ -261,6 +275,7 @@ class Arena:
         post = int(h[H_OFF_POST])
         self.post = self.f64[post : post + POST_FIXED + POST_PER_OUT * layout.outs + layout.ins]
         self.hist = self.words[h[H_OFF_HIST] : h[H_OFF_HIST] + HIST_BINS]
+        self.envelope = self.f64[h[H_OFF_ENV] : h[H_OFF_ENV] + ENV_CAPACITY]
         src = 2 * int(h[H_OFF_SRC])
         self.source = self.f32[src : src + layout.source_frames * layout.ins].reshape(-1, layout.ins)
         # Neutral stage settings until an engine sets its own: unity gains, fully wet, a
@@ -274,6 +289,8 @@ class Arena:
             (P_DC_POLE, 1.0),
             (P_LIMIT_RELEASE, 1.0),
             (P_METER_DECAY, 1.0),
+            (P_ENV_ATTACK, 1.0),
+            (P_ENV_RELEASE, 1.0),
         ):
             self.params[slot] = value  # fmt: skip
         self.post[[S_IN_GAIN, S_OUT_GAIN, S_MIX]] = 1.0

@@ -66,6 +66,8 @@ class BiquadBank:
         tap_frames: capacity of the live recording tap, in frames (0: none).
         source_frames: room for a source the live callback plays instead of the
             device input (0: none).
+        envelope_frames: frames between two snapshots of the input's envelope follower
+            (the control tick), which the control thread reads (0: no follower).
         coeffs: initial table ``[n_sections, 5]`` (default: pass-through).
 
     Threading: one thread may :meth:`publish` (the control thread) while another
@@ -86,6 +88,7 @@ class BiquadBank:
         in_channels: int | None = None,
         tap_frames: int = 0,
         source_frames: int = 0,
+        envelope_frames: int = 0,
         coeffs: Any = None,
     ) -> None:
         from aether_rt.dsp import _kernels  # compiles or loads the kernels once
@@ -101,6 +104,7 @@ class BiquadBank:
             out_channels=out_channels or 0,
             tap_frames=tap_frames,
             source_frames=source_frames,
+            envelope_frames=envelope_frames,
         )
         self._arena = ar.Arena(layout)
         self._words, self._f64 = self._arena.words, self._arena.f64
