@@ -180,6 +180,21 @@ def test_a_preset_for_another_size_is_named_and_exits_2(models_by_latent_size: d
     assert all("cannot be used" not in x for x in listed.stdout.splitlines() if not x.startswith("four-dims"))
 
 
+def test_a_session_recorded_with_another_size_is_named(models_by_latent_size: dict[int, str], tmp_path: Path) -> None:
+    from aether_rt.record import SESSION_FILE, SESSION_FORMAT
+
+    four = ControlState(modulation=Modulation.for_latent_dim(4))
+    states = [{"seq": 0, "tick": 0, "state": four.to_dict()}]
+    session = {"format": SESSION_FORMAT, "sample_rate": FS, "blocksize": 64, "control_frames": 96, "adoptions": [],
+               "states": states, "model": {"path": "/models/four.msgpack"}}  # fmt: skip
+    (tmp_path / SESSION_FILE).write_text(json.dumps(session))
+    done = _cli("render", "demo", str(tmp_path / "o.wav"), "--replay", str(tmp_path), "--model",
+                models_by_latent_size[2], cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "recorded with a model of 4 latent dims; this model has 2" in done.stderr
+    assert "--model /models/four.msgpack" in done.stderr
+
+
 def test_saved_presets_fit_other_sizes_when_their_values_are_the_same_on_every_dim(
     models_by_latent_size: dict[int, str], tmp_path: Path
 ) -> None:

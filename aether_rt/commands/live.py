@@ -397,6 +397,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
         session = Session.load(Path(args.replay))
     model, preset = model_and_preset(args)
+    if session is not None:
+        _check_session_size(session, args.replay, model.config.latent_dim)
     state = control_state(args, model.config.latent_dim, preset, model)
     source, rate, subtype = load_source(args.input, args.samplerate if args.input == "demo" else None)
     if session is not None and abs(session.sample_rate - rate) > 0.5:
@@ -411,6 +413,22 @@ def cmd_render(args: argparse.Namespace) -> int:
         f"{result.seconds:.2f} s ({result.realtime_factor:.0f}x real time), {result.limited_samples} samples limited"
     )
     return 0
+
+
+def _check_session_size(session: Any, folder: str, latent_dim: int) -> None:
+    """A session replays only with a model of the latent size it was recorded with.
+
+    Raises:
+        UserError: it was recorded with another size.
+
+    """
+    sizes = sorted({state.modulation.latent_dim for _, state in session.states})
+    if sizes and sizes != [latent_dim]:
+        recorded = (session.info.get("model") or {}).get("path")
+        raise UserError(
+            f"{folder!r} was recorded with a model of {sizes[0]} latent dims; this model has {latent_dim}",
+            f"replay with the model it was recorded with: --model {recorded}" if recorded else "give its --model",
+        )
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
