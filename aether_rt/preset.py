@@ -84,7 +84,7 @@ class Preset:
     Attributes:
         name: file name without the suffix.
         description: the one-line description.
-        state: the control state it describes (on top of the defaults).
+        state: the control state it describes (on top of the defaults), for the latent size it was read for.
         model: a model path, if the preset names one.
         path: where it was read from.
         given: the keys the file set (``mode``, ``modulation.depth``, ``mix``...).
