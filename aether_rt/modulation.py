@@ -48,6 +48,21 @@ MAX_MORPH_S = 30.0
 #: the motion, the dashed square of the maps and the page, where ``encode --refine`` searches.
 LEARNED_BOUND = 2.0
 _DRIFT_RATIOS = (0.61, 1.0, 1.53)  # incommensurate: the sum never repeats audibly
+#: The default excursions: the fast pair's radius, and every other (slow) dim's depth.
+DEPTH_FAST = 1.0
+DEPTH_SLOW = 0.8
+#: The fast pair unless told otherwise: z0 and z1.
+FAST_DIMS = (0, 1)
+
+
+def pair_depths(latent_dim: int, fast_dims: tuple[int, int], fast: float, slow: float) -> tuple[float, ...]:
+    """Per-dim depths: ``fast`` on the fast pair, ``slow`` on every other dim (``[latent_dim]``).
+
+    With one latent dim there is no pair: that dim gets ``fast``.
+    """
+    if latent_dim < 2:
+        return (float(fast),) * latent_dim
+    return tuple(float(fast) if i in fast_dims else float(slow) for i in range(latent_dim))
 
 
 @dataclass(frozen=True)
@@ -76,11 +91,11 @@ class Modulation:
     """
 
     mode: Mode = "spiral"
-    center: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
-    depth: tuple[float, ...] = (1.0, 1.0, 0.8, 0.8)
+    center: tuple[float, ...] = (0.0,) * 4  # the shipped model's size; see for_latent_dim
+    depth: tuple[float, ...] = (DEPTH_FAST,) * 2 + (DEPTH_SLOW,) * 2
     rate_fast_hz: float = 0.5
     rate_slow_hz: float = 0.05
-    fast_dims: tuple[int, int] = (0, 1)
+    fast_dims: tuple[int, int] = FAST_DIMS
     sync: bool = False
     tempo_bpm: float = 120.0
     phase_origin_s: float = 0.0
@@ -140,6 +155,18 @@ class Modulation:
         if self.morph_from is not None and self.morph_from.latent_dim != dims:
             raise ValueError("a crossfade must be between motions of the same latent dims")
         object.__setattr__(self, "_drift", _drift_table(self.seed, dims))
+
+    @classmethod
+    def for_latent_dim(cls, latent_dim: int, **changes: object) -> Modulation:
+        """The default motion for a model with ``latent_dim`` dims (centre 0, default depths), with ``changes``.
+
+        Raises:
+            ValueError: an invalid change.
+
+        """
+        fast_dims = changes.get("fast_dims", FAST_DIMS)
+        depth = pair_depths(latent_dim, fast_dims, DEPTH_FAST, DEPTH_SLOW)  # type: ignore[arg-type]
+        return cls(**{"center": (0.0,) * latent_dim, "depth": depth, **changes})  # type: ignore[arg-type]
 
     @property
     def latent_dim(self) -> int:

@@ -44,7 +44,16 @@ from pythonosc.parsing import osc_types
 
 from aether_rt.control import GAIN_RANGE_DB, ControlState, StateBox, crossfade_to
 from aether_rt.errors import UserError
-from aether_rt.modulation import MAX_BEATS, MAX_RATE_HZ, MIN_BEATS, MODES, latent_at
+from aether_rt.modulation import (
+    DEPTH_FAST,
+    DEPTH_SLOW,
+    MAX_BEATS,
+    MAX_RATE_HZ,
+    MIN_BEATS,
+    MODES,
+    latent_at,
+    pair_depths,
+)
 
 log = logging.getLogger("aether_rt.osc")
 
@@ -120,7 +129,7 @@ def _set_depth(state: ControlState, value: float, _t: float) -> ControlState:
     if old > 0:
         depth = tuple(min(d * value / old, 2 * mod.bound) for d in mod.depth)
     else:
-        depth = tuple(value if i in mod.fast_dims else 0.8 * value for i in range(mod.latent_dim))
+        depth = pair_depths(mod.latent_dim, mod.fast_dims, value, value * DEPTH_SLOW / DEPTH_FAST)
     return replace(state, modulation=replace(mod, depth=depth))
 
 
@@ -327,9 +336,14 @@ class Addresses:
             if base == "/aether/z":  # z itself: the motion stops there
                 return replace(state, modulation=replace(mod.settled(), mode="manual", center=point))
             return replace(state, modulation=replace(mod, center=point))
-        if len(parts) == 4 and parts[2] in ("z", "center") and parts[3].isdigit() and int(parts[3]) < n:
-            (value,) = z_values(_numbers(address, args, 1))
+        if len(parts) == 4 and parts[2] in ("z", "center") and parts[3].isdigit():
             i = int(parts[3])
+            if i >= n:  # a layout made for a bigger model: say so, rather than "unknown address"
+                raise RejectedError(
+                    f"{address}: the model has {n} latent dims, so {parts[2]}/0 .. {parts[2]}/{n - 1} (and the "
+                    f"{n}-value /aether/{parts[2]})"
+                )
+            (value,) = z_values(_numbers(address, args, 1))
             if parts[2] == "center":
                 center = list(mod.center)
                 center[i] = value

@@ -6,21 +6,26 @@ naming the file, the key and what is allowed. Presets are found by name in the u
 folders (``--preset-dir``, then ``~/.config/aether-rt/presets``) and then among the
 shipped ones (package data: ``presets/`` in the source tree), or by path.
 
-Schema (every key optional except ``description``)::
+Schema (every key optional except ``description``). Written with numbers, a preset fits a
+model of any latent size; a per-dim list must have one value per dim of the model it is
+loaded with (checked against the loaded model everywhere: run, render, the listing, OSC
+and the web page)::
 
     description: one line shown by `aether-rt presets`
     mode: spiral | drift | static | manual
     modulation:
-      center: [z0, z1, z2, z3]        # or one number for every dim
-      depth: [d0, d1, d2, d3]         # or one number
+      center: c | [z0, z1, ...]       # one number for every dim, or one per dim
+      depth: d | [d0, d1, ...]        # one number for every dim, or one per dim
+      depth_fast: d                   # the fast pair's radius (instead of depth)
+      depth_slow: d                   # every other dim's depth (instead of depth)
       rate_fast_hz: 0..20             # beats per cycle with sync: 1/16..256
       rate_slow_hz: 0..20
-      fast_dims: [a, b]               # the spatial pair
+      fast_dims: [a, b]               # the spatial pair; negative counts from the end ([-2, -1]: the last two)
       sync: true | false
       tempo_bpm: 20..400
       bound: 0..10                    # z stays within +-bound
       seed: integer                   # the drift walk
-      slow_ratio: [r0, r1, r2, r3]    # per-dim slow rate = rate_slow_hz * r (0.1..10)
+      slow_ratio: r | [r0, r1, ...]   # per-dim slow rate = rate_slow_hz * r (0.1..10)
     center_ir: path to an impulse response (relative to the preset file); the centre
                becomes its latent point at load: the best fit inside the learned region
     mix: 0..1
@@ -51,7 +56,18 @@ import yaml
 
 from aether_rt.control import GAIN_RANGE_DB, PARAM_SMOOTHING_RANGE_S, ControlState
 from aether_rt.errors import UserError
-from aether_rt.modulation import MAX_MORPH_S, MAX_RATE_HZ, MAX_SLOW_RATIO, MIN_SLOW_RATIO, MODES, Modulation
+from aether_rt.modulation import (
+    DEPTH_FAST,
+    DEPTH_SLOW,
+    FAST_DIMS,
+    MAX_MORPH_S,
+    MAX_RATE_HZ,
+    MAX_SLOW_RATIO,
+    MIN_SLOW_RATIO,
+    MODES,
+    Modulation,
+    pair_depths,
+)
 
 USER_DIR = Path("~/.config/aether-rt/presets")
 SUFFIXES = (".yaml", ".yml")
@@ -68,7 +84,7 @@ class Preset:
     Attributes:
         name: file name without the suffix.
         description: the one-line description.
-        state: the control state it describes (on top of the defaults).
+        state: the control state it describes (on top of the defaults), for the latent size it was read for.
         model: a model path, if the preset names one.
         path: where it was read from.
         given: the keys the file set (``mode``, ``modulation.depth``, ``mix``...).
@@ -123,19 +139,35 @@ def _flag(where: str, key: str, value: Any) -> bool:
 
 
 def _per_dim(where: str, key: str, value: Any, dims: int, low: float, high: float) -> tuple[float, ...]:
+    """One number for every dim, or a list of one per dim of the model (``dims``)."""
     if isinstance(value, list):
         if len(value) != dims:
             raise PresetError(
-                f"{where}: {key} needs {dims} values (one per latent dim) or one number, got {len(value)}"
+                f"{where}: {key} has {len(value)} values but the model has {dims} latent dims",
+                "give one value per dim, or one number for every dim (see docs/presets.md)",
             )
         return tuple(_number(where, f"{key}[{i}]", v, low, high) for i, v in enumerate(value))
     return (_number(where, key, value, low, high),) * dims
 
 
+def _fast_dims(where: str, key: str, value: Any, dims: int) -> tuple[int, int]:
+    """Two different dims of the model; a negative one counts from the end (-1: the last)."""
+    ok = isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+    if not ok:
+        raise PresetError(f"{where}: {key} must be two different dims (integers), got {value!r}")
+    resolved = [v + dims if v < 0 else v for v in value]
+    if not all(0 <= v < dims for v in resolved) or resolved[0] == resolved[1]:
+        raise PresetError(
+            f"{where}: {key} {value!r} is not two different dims of the model, which has {dims} latent dims",
+            f"use dims in 0..{dims - 1}, or count from the end: [-2, -1] is the last two",
+        )
+    return resolved[0], resolved[1]
+
+
 _TOP = {"description", "mode", "modulation", "mix", "input_gain_db", "output_gain_db", "bypass", "model",
         "smoothing", "center_ir"}  # fmt: skip
-_MODULATION = {"center", "depth", "rate_fast_hz", "rate_slow_hz", "fast_dims", "sync", "tempo_bpm", "bound", "seed",
-               "slow_ratio"}  # fmt: skip
+_MODULATION = {"center", "depth", "depth_fast", "depth_slow", "rate_fast_hz", "rate_slow_hz", "fast_dims", "sync",
+               "tempo_bpm", "bound", "seed", "slow_ratio"}  # fmt: skip
 _SMOOTHING = {"params_s", "crossfade_s"}
 
 
@@ -145,8 +177,14 @@ def _unknown(where: str, section: str, data: dict[str, Any], allowed: set[str]) 
         raise PresetError(f"{where}: unknown key {section}{extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
-def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
-    """Check a preset's parsed YAML against the schema and build the :class:`Preset`.
+def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
+    """Check a preset's parsed YAML against the schema and build the :class:`Preset` for a model.
+
+    Args:
+        data: the parsed YAML.
+        path: where it was read from (named in errors; relative paths start there).
+        latent_dim: the latent size of the model it will run with: per-dim lists and
+            ``fast_dims`` are checked against it, numbers fill every dim.
 
     Raises:
         PresetError: naming the file, the key and what is allowed.
@@ -182,11 +220,10 @@ def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
             mod[key] = _per_dim(where, name, value, latent_dim, 0.0, 2.0 * bound)
         elif key in ("rate_fast_hz", "rate_slow_hz"):
             mod[key] = 0.0 if value == 0 else _number(where, name, value, rate_low, rate_high)
+        elif key in ("depth_fast", "depth_slow"):
+            mod[key] = _number(where, name, value, 0.0, 2.0 * bound)
         elif key == "fast_dims":
-            ok = isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
-            if not ok or not (0 <= value[0] < latent_dim and 0 <= value[1] < latent_dim and value[0] != value[1]):
-                raise PresetError(f"{where}: {name} must be two different dims in 0..{latent_dim - 1}, got {value!r}")
-            mod[key] = (value[0], value[1])
+            mod[key] = _fast_dims(where, name, value, latent_dim)
         elif key == "tempo_bpm":
             mod[key] = _number(where, name, value, 20.0, 400.0)
         elif key == "slow_ratio":
@@ -224,30 +261,56 @@ def parse_preset(data: Any, path: Path, latent_dim: int = 4) -> Preset:
         center_ir = (path.parent / os.path.expanduser(data["center_ir"])).resolve()
         if not center_ir.is_file():
             raise PresetError(f"{where}: center_ir: no such file {str(center_ir)!r}")
-    model = None
-    if "model" in data:
-        if not isinstance(data["model"], str) or not data["model"]:
-            raise PresetError(f"{where}: model must be a path to a model folder or file")
-        model = (path.parent / os.path.expanduser(data["model"])).resolve()
-    base = Modulation(center=(0.0,) * latent_dim, depth=(1.0, 1.0) + (0.8,) * (latent_dim - 2))
+    model = _model_path(data, path)
+    if "depth" in mod and ("depth_fast" in mod or "depth_slow" in mod):
+        raise PresetError(f"{where}: give either modulation.depth or depth_fast/depth_slow, not both")
+    fast, slow = mod.pop("depth_fast", DEPTH_FAST), mod.pop("depth_slow", DEPTH_SLOW)
+    if "depth" not in mod:
+        mod["depth"] = pair_depths(latent_dim, mod.get("fast_dims", FAST_DIMS), fast, slow)
     try:
-        state = ControlState(modulation=replace(base, **mod), **top)
+        state = ControlState(modulation=Modulation.for_latent_dim(latent_dim, **mod), **top)
     except ValueError as exc:
         raise PresetError(f"{where}: {exc}") from None
     return Preset(path.stem, description.strip(), state, model, path, frozenset(given), center_ir)
 
 
-def load_preset_file(path: Path, latent_dim: int = 4) -> Preset:
-    """Read and check one preset file."""
+def _model_path(data: dict[str, Any], path: Path) -> Path | None:
+    if "model" not in data:
+        return None
+    if not isinstance(data["model"], str) or not data["model"]:
+        raise PresetError(f"{path}: model must be a path to a model folder or file")
+    return (path.parent / os.path.expanduser(data["model"])).resolve()
+
+
+def _read(path: Path) -> Any:
+    """A preset file's parsed YAML."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PresetError(f"cannot read preset {str(path)!r}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PresetError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
-    return parse_preset(data, Path(path), latent_dim)
+
+
+def load_preset_file(path: Path, latent_dim: int) -> Preset:
+    """Read and check one preset file for a model with ``latent_dim`` dims (see :func:`parse_preset`)."""
+    return parse_preset(_read(path), Path(path), latent_dim)
+
+
+def preset_model(path: Path) -> Path | None:
+    """The model a preset file names (None: it names none).
+
+    Read before the model is loaded, since the model decides the latent size the rest of
+    the file is checked against (:func:`load_preset_file`).
+
+    Raises:
+        PresetError: the file cannot be read, or its ``model`` is not a path.
+
+    """
+    data = _read(path)
+    return _model_path(data, Path(path)) if isinstance(data, dict) else None  # the full check names the rest
 
 
 def search_dirs(extra: list[Path] | None = None) -> list[Path]:
@@ -267,25 +330,35 @@ def available(extra: list[Path] | None = None) -> dict[str, Path]:
     return found
 
 
-def find_preset(spec: str, extra: list[Path] | None = None, latent_dim: int = 4) -> Preset:
-    """A preset by name (see :func:`search_dirs`) or by path.
+def locate_preset(spec: str, extra: list[Path] | None = None) -> Path:
+    """The file of a preset given by name (see :func:`search_dirs`) or by path.
 
     Raises:
-        PresetError: no such preset (the message lists the names there are), or a bad one.
+        PresetError: no such preset (the message lists the names there are).
 
     """
     path = Path(spec).expanduser()
     if path.suffix in SUFFIXES or os.sep in spec:
         if not path.is_file():
             raise PresetError(f"preset file {spec!r} does not exist")
-        return load_preset_file(path, latent_dim)
+        return path
     names = available(extra)
     if spec not in names:
         raise PresetError(
             f"no preset named {spec!r}; there are: {', '.join(sorted(names)) or 'none'}",
             "`aether-rt presets` lists them with their descriptions",
         )
-    return load_preset_file(names[spec], latent_dim)
+    return names[spec]
+
+
+def find_preset(spec: str, extra: list[Path] | None, latent_dim: int) -> Preset:
+    """A preset by name (see :func:`search_dirs`) or by path, for a model with ``latent_dim`` dims.
+
+    Raises:
+        PresetError: no such preset (the message lists the names there are), or a bad one.
+
+    """
+    return load_preset_file(locate_preset(spec, extra), latent_dim)
 
 
 #: A preset name that can be saved and recalled by name: no path, no hidden file.
@@ -308,26 +381,41 @@ def check_name(name: str) -> str:
 
 
 def preset_data(state: ControlState, description: str) -> dict[str, Any]:
-    """A state in the preset schema (the motion settled: a running crossfade is not kept)."""
+    """A state in the preset schema (the motion settled: a running crossfade is not kept).
+
+    Values the same on every dim are written as one number (the fast pair's and the
+    other dims' depths as ``depth_fast``/``depth_slow``), so such a preset fits a model
+    of any latent size; the others are per-dim lists.
+    """
     mod = state.modulation
 
     def num(v: float) -> float | int:
         r = round(float(v), 6)
         return int(r) if r.is_integer() else r
 
+    def per_dim(values: tuple[float, ...]) -> Any:
+        out = [num(v) for v in values]
+        return out[0] if len(set(out)) == 1 else out
+
+    pair = [num(mod.depth[d]) for d in mod.fast_dims] if mod.latent_dim >= 2 else []
+    rest = {num(v) for i, v in enumerate(mod.depth) if i not in mod.fast_dims}
+    if len(set(pair)) == 1 and len(rest) <= 1:
+        depth = {"depth_fast": pair[0], **({"depth_slow": rest.pop()} if rest else {})}
+    else:
+        depth = {"depth": per_dim(mod.depth)}
     modulation: dict[str, Any] = {
-        "center": [num(v) for v in mod.center],
-        "depth": [num(v) for v in mod.depth],
+        "center": per_dim(mod.center),
+        **depth,
         "rate_fast_hz": num(mod.rate_fast_hz),
         "rate_slow_hz": num(mod.rate_slow_hz),
-        "fast_dims": list(mod.fast_dims),
+        **({"fast_dims": list(mod.fast_dims)} if mod.latent_dim >= 2 else {}),
         "sync": mod.sync,
         "tempo_bpm": num(mod.tempo_bpm),
         "bound": num(mod.bound),
         "seed": mod.seed,
     }
     if mod.slow_ratio is not None:
-        modulation["slow_ratio"] = [num(v) for v in mod.slow_ratio]
+        modulation["slow_ratio"] = per_dim(mod.slow_ratio)
     return {
         "description": " ".join(description.split()) or "saved",
         "mode": mod.mode,

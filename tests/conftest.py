@@ -83,3 +83,22 @@ def jack_server() -> Iterator[None]:
         sounddevice._terminate()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+#: The latent sizes every command, preset, OSC address and the page are tested with.
+LATENT_SIZES = (2, 4, 8)
+
+
+@pytest.fixture(scope="session")
+def models_by_latent_size(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
+    """A model folder per latent size: 2 trained by `aether-rt train` here, 4 the shipped one, 8 untrained."""
+    from helpers.models import trained_by_cli, untrained
+
+    from aether_rt.models.checkpoint import DEFAULT_MODEL
+
+    root = tmp_path_factory.mktemp("models")
+    return {
+        2: str(trained_by_cli(2, root / "latent2", root / "cache")),
+        4: str(DEFAULT_MODEL.parent),
+        8: str(untrained(8, root / "latent8")),
+    }

@@ -167,7 +167,7 @@ def test_center_ir_presets_use_the_refined_point_in_the_region(tmp_path: Path) -
     model = toy_model(4, mu_offset=6.0, seed=3)
     ir = write_ir(tmp_path / "cab.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
     (tmp_path / "p.yaml").write_text("description: on a cab\ncenter_ir: cab.wav\n")
-    center = np.array(load_preset_file(tmp_path / "p.yaml").state_for(model).modulation.center)
+    center = np.array(load_preset_file(tmp_path / "p.yaml", model.config.latent_dim).state_for(model).modulation.center)
     encoded = encode_ir(model, ir, refine_steps=DEFAULT_REFINE_STEPS)
     assert not encoded.encoder_in_region  # the encoder put it far out ...
     np.testing.assert_allclose(center, encoded.z)  # ... the preset uses the refined point

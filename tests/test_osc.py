@@ -294,7 +294,7 @@ def test_preset_save_writes_the_running_state(client: SimpleUDPClient, box: Stat
         ("/aether/gain/in", [float("inf")], "/aether/gain/in: inf is not a finite number"),
         ("/aether/mix", [0.1, 0.2], "/aether/mix: expected 1 number(s), got 2"),
         ("/aether/z", [0.1, 0.2, 0.3], "/aether/z: expected 4 number(s), got 3"),
-        ("/aether/z/7", [0.1], "unknown address '/aether/z/7'"),
+        ("/aether/z/7", [0.1], "/aether/z/7: the model has 4 latent dims, so z/0 .. z/3"),
         ("/aether/mode", ["wobble"], "mode must be one of spiral, drift, static, manual"),
         ("/aether/mode", [3], "/aether/mode: expected one string"),
         ("/aether/bypass", [], "/aether/bypass: expected one argument"),

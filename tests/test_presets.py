@@ -29,17 +29,17 @@ def test_every_shipped_preset_loads_and_renders(rng: np.random.Generator) -> Non
     model = aether_rt.load_model()
     x = (0.1 * rng.standard_normal((48_000, 1))).astype(np.float32)
     for name in sorted(SHIPPED):
-        preset = find_preset(name)
+        preset = find_preset(name, None, 4)
         assert preset.description and "\n" not in preset.description
         y = render(x, 48_000, model, preset.state_for(model)).audio
         assert np.all(np.isfinite(y)) and np.sqrt(np.mean(y**2)) > 0.01, name
 
 
 def test_shipped_presets_mean_what_they_say() -> None:
-    assert find_preset("swapped").state.modulation.fast_dims == (2, 3)
-    assert find_preset("tremor").state.modulation.rate_fast_hz >= 5.0
-    assert find_preset("static").state.modulation.mode == "static"
-    assert find_preset("slow-phaser").state.mix == 0.5
+    assert find_preset("swapped", None, 4).state.modulation.fast_dims == (2, 3)
+    assert find_preset("tremor", None, 4).state.modulation.rate_fast_hz >= 5.0
+    assert find_preset("static", None, 4).state.modulation.mode == "static"
+    assert find_preset("slow-phaser", None, 4).state.mix == 0.5
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,10 @@ def test_shipped_presets_mean_what_they_say() -> None:
         ("description: x\nsmoothing: {params_s: 0}", "smoothing.params_s must be in [0.001, 1]"),
         ("description: x\nsmoothing: {crossfade_s: 60}", "smoothing.crossfade_s must be in [0, 30]"),
         ("description: x\nsmoothing: 1", "smoothing must be a mapping"),
-        ("description: x\nmodulation: {slow_ratio: [1, 1, 1]}", "modulation.slow_ratio needs 4 values"),
+        (
+            "description: x\nmodulation: {slow_ratio: [1, 1, 1]}",
+            "modulation.slow_ratio has 3 values but the model has 4 latent dims",
+        ),
         ("description: x\nmodulation: {slow_ratio: 50}", "modulation.slow_ratio must be in [0.1, 10]"),
         ("description: x\ncenter_ir: 5", "center_ir must be the path of an impulse response file"),
         ("description: x\ncenter_ir: nowhere.wav", "center_ir: no such file"),
@@ -63,12 +66,18 @@ def test_shipped_presets_mean_what_they_say() -> None:
         ("description: x\nmix: loud", "mix must be a number in [0, 1]"),
         ("description: x\ninput_gain_db: 40", "input_gain_db must be in [-60, 24]"),
         ("description: x\nbypass: 1", "bypass must be true or false"),
-        ("description: x\nmodulation: {center: [0, 0]}", "modulation.center needs 4 values"),
+        (
+            "description: x\nmodulation: {center: [0, 0]}",
+            "modulation.center has 2 values but the model has 4 latent dims",
+        ),
         ("description: x\nmodulation: {center: [0, 0, 0, 9]}", "modulation.center[3] must be in [-2, 2]"),
         ("description: x\nmodulation: {depth: -1}", "modulation.depth must be in [0, 4]"),
         ("description: x\nmodulation: {rate_fast_hz: 50}", "modulation.rate_fast_hz must be in [0, 20]"),
         ("description: x\nmodulation: {sync: true, rate_fast_hz: 1000}", "must be in [0.0625, 256]"),
-        ("description: x\nmodulation: {fast_dims: [1, 1]}", "fast_dims must be two different dims in 0..3"),
+        (
+            "description: x\nmodulation: {fast_dims: [1, 1]}",
+            "fast_dims [1, 1] is not two different dims of the model, which has 4 latent dims",
+        ),
         ("description: x\nmodulation: {tempo_bpm: 5}", "tempo_bpm must be in [20, 400]"),
         ("description: x\nmodulation: {seed: 1.5}", "seed must be an integer"),
         ("description: x\nmodulation: {bound: .nan}", "bound must be a number"),
@@ -81,24 +90,24 @@ def test_schema_errors_name_the_file_the_key_and_what_is_allowed(tmp_path: Path,
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(PresetError) as err:
-        load_preset_file(path)
+        load_preset_file(path, 4)
     assert message in str(err.value)
     assert str(path) in str(err.value)
 
 
 def test_a_user_folder_shadows_a_shipped_name_and_paths_work(tmp_path: Path) -> None:
     (tmp_path / "spiral.yaml").write_text(yaml.safe_dump({"description": "mine", "mix": 0.25}))
-    assert find_preset("spiral", [tmp_path]).description == "mine"
-    assert find_preset(str(tmp_path / "spiral.yaml")).state.mix == 0.25
-    assert find_preset("spiral").description != "mine"
+    assert find_preset("spiral", [tmp_path], 4).description == "mine"
+    assert find_preset(str(tmp_path / "spiral.yaml"), None, 4).state.mix == 0.25
+    assert find_preset("spiral", None, 4).description != "mine"
     with pytest.raises(PresetError, match=r"no preset named 'nope'; there are: .*spiral"):
-        find_preset("nope")
+        find_preset("nope", None, 4)
     with pytest.raises(PresetError, match="does not exist"):
-        find_preset(str(tmp_path / "missing.yaml"))
+        find_preset(str(tmp_path / "missing.yaml"), None, 4)
 
 
 def test_values_not_given_keep_the_defaults() -> None:
-    preset = parse_preset({"description": "only the mix", "mix": 0.3}, Path("p.yaml"))
+    preset = parse_preset({"description": "only the mix", "mix": 0.3}, Path("p.yaml"), 4)
     assert preset.given == {"mix"}
     assert preset.state.modulation.mode == "spiral" and preset.state.modulation.depth == (1.0, 1.0, 0.8, 0.8)
 
@@ -109,20 +118,20 @@ def test_cli_lists_presets_and_flags_override_the_preset(tmp_path: Path) -> None
     assert listed.returncode == 0, listed.stderr
     for name in SHIPPED:
         assert name in listed.stdout
-    assert "z2/z3 are the spatial pair" in listed.stdout
+    assert "(z2/z3 of a 4-D model) are the spatial pair" in listed.stdout
     assert "cannot be used" not in listed.stdout  # the room preset's IR was installed too
 
     from aether_rt.cli import _parser
     from aether_rt.commands.live import control_state, load_preset
 
     args = _parser().parse_args(["render", "demo", "o.wav", "--preset", "tremor", "--mix", "0.5", "--rate-fast", "2"])
-    state = control_state(args, 4, load_preset(args))
+    state = control_state(args, 4, load_preset(args, 4))
     assert state.mix == 0.5 and state.modulation.rate_fast_hz == 2.0
-    assert state.modulation.depth == find_preset("tremor").state.modulation.depth  # kept from the preset
+    assert state.modulation.depth == find_preset("tremor", None, 4).state.modulation.depth  # kept from the preset
     args = _parser().parse_args(["render", "demo", "o.wav", "--mode", "spiral"])
-    assert load_preset(args).name == "spiral"  # --mode spiral loads the spiral preset
+    assert load_preset(args, 4).name == "spiral"  # --mode spiral loads the spiral preset
     args = _parser().parse_args(["render", "demo", "o.wav", "--preset", "swapped", "--depth", "1.5"])
-    depth = control_state(args, 4, load_preset(args)).modulation.depth
+    depth = control_state(args, 4, load_preset(args, 4)).modulation.depth
     np.testing.assert_allclose(depth, (1.2, 1.2, 1.5, 1.5))  # the fast pair is z2/z3
 
 
@@ -145,7 +154,7 @@ def test_room_preset_centres_on_its_impulse_response() -> None:
     from aether_rt.train import make_model_fns
 
     model = aether_rt.load_model()
-    preset = find_preset("room")
+    preset = find_preset("room", None, 4)
     assert preset.center_ir is not None and preset.center_ir.is_file()
     center = np.array(preset.state_for(model).modulation.center)
     assert np.linalg.norm(center) > 0.3
@@ -164,7 +173,7 @@ def test_room_preset_centres_on_its_impulse_response() -> None:
 def test_a_bad_impulse_response_in_a_preset_is_named(tmp_path: Path) -> None:
     (tmp_path / "ir.wav").write_bytes(b"RIFF not really")
     (tmp_path / "p.yaml").write_text("description: x\ncenter_ir: ir.wav\n")
-    preset = load_preset_file(tmp_path / "p.yaml")
+    preset = load_preset_file(tmp_path / "p.yaml", 4)
     with pytest.raises(PresetError, match=r"p.yaml: center_ir: cannot read .*ir.wav"):
         preset.state_for(aether_rt.load_model())
 
@@ -176,12 +185,12 @@ def test_saved_presets_load_back_as_the_same_state(tmp_path: Path) -> None:
     from aether_rt.preset import save_preset
 
     state = replace(
-        find_preset("swapped").state, mix=0.35, output_gain_db=-4.5, param_smoothing_s=0.05, crossfade_s=2.0,
-        modulation=replace(find_preset("swapped").state.modulation, center=(0.25, -0.5, 1.0, 0.0), sync=True,
+        find_preset("swapped", None, 4).state, mix=0.35, output_gain_db=-4.5, param_smoothing_s=0.05, crossfade_s=2.0,
+        modulation=replace(find_preset("swapped", None, 4).state.modulation, center=(0.25, -0.5, 1.0, 0.0), sync=True,
                            rate_fast_hz=4.0, rate_slow_hz=64.0, slow_ratio=(1.0, 0.5, 2.0, 1.0), seed=3),
     )  # fmt: skip
     path = save_preset(state, "mine", "my sound", tmp_path)
-    loaded = load_preset_file(path)
+    loaded = load_preset_file(path, 4)
     assert loaded.state == state and loaded.description == "my sound"
     with pytest.raises(PresetError, match="exists"):
         save_preset(state, "mine", "again", tmp_path)
@@ -199,8 +208,8 @@ def test_cli_saves_a_preset_from_flags(tmp_path: Path) -> None:
     assert path.is_file()
     listed = _cli("presets", cwd=tmp_path)
     assert "wide" in listed.stdout and "Tremor, wetter" in listed.stdout
-    saved = load_preset_file(path).state
-    assert saved.mix == 0.6 and saved.modulation.depth == find_preset("tremor").state.modulation.depth
+    saved = load_preset_file(path, 4).state
+    assert saved.mix == 0.6 and saved.modulation.depth == find_preset("tremor", None, 4).state.modulation.depth
     again = _cli("presets", "--save", "wide", cwd=tmp_path)
     assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr
     assert _cli("presets", "--save", "wide", "--force", cwd=tmp_path).returncode == 0
@@ -235,10 +244,10 @@ def test_every_shipped_preset_crossfades_in_without_a_click() -> None:
     designer = TableDesigner(model, FS)
     t = np.arange(3 * FS) / FS
     x = (0.25 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
-    start = find_preset("static").state
+    start = find_preset("static", None, 4).state
     abrupt_excess = []
     for name in sorted(SHIPPED):
-        target = find_preset(name).state_for(model)
+        target = find_preset(name, None, 4).state_for(model)
         for label, new in (("crossfade", target), ("abrupt", replace(target, crossfade_s=0.0))):
             y = render_controlled(x, FS, model, start, [(FS, lambda s, now, new=new: crossfade_to(s, new, now))],
                                   designer=designer)  # fmt: skip

@@ -137,7 +137,7 @@ def test_origin_must_be_the_page_this_server_served() -> None:
         ('{"type": "set", "param": "mix", "value": true}', "mix: expected a finite number"),
         ('{"type": "set", "param": "mix", "value": 0.5, "extra": 1}', "unknown field(s) 'extra'"),
         ('{"type": "set", "param": "z", "value": [1, 2]}', "z: expected a list of 4 finite numbers"),
-        ('{"type": "set", "param": "z/9", "value": 1}', "unknown parameter 'z/9'"),
+        ('{"type": "set", "param": "z/9", "value": 1}', "'z/9': the model has 4 latent dims (z/0 .. z/3)"),
         ('{"type": "set", "param": "bypass", "value": 1}', "bypass: expected true or false"),
         ('{"type": "set", "param": "reset", "value": false}', "reset: expected true"),
         ('{"type": "preset"}', "expected a preset 'name'"),

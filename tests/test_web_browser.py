@@ -55,7 +55,7 @@ class LivePage:
     """An engine playing noise on JACK, with OSC and the web server wired as `run --web` wires them."""
 
     def __init__(self, model, folder: Path) -> None:
-        start = ControlState(modulation=Modulation(mode="static", center=(0.0, 0.0, 0.0, 0.0)))
+        start = ControlState(modulation=Modulation.for_latent_dim(model.config.latent_dim, mode="static"))
         self.engine = Engine(EngineSettings(samplerate=FS, blocksize=64), model, StateBox(start),
                              source=_noise(8.0), loop=True)  # fmt: skip
         self.shelf = PresetShelf([folder], model)
@@ -152,6 +152,38 @@ def test_moving_a_slider_changes_the_engine_and_the_plotted_curve(live: LivePage
     shot = ARTIFACTS / "web-page.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("size", [2, 8])
+def test_a_model_of_another_size_gets_a_slider_per_dim_and_a_plane_per_pair(
+    size: int, models_by_latent_size: dict[int, str], jack_server: None, tmp_path: Path
+) -> None:
+    other = aether_rt.load_model(models_by_latent_size[size])
+    with LivePage(other, tmp_path) as page:
+        driver = chromium()
+        try:
+            driver.get(page.web.url)
+            wait_for(lambda: driver.execute_script("return window.aether && window.aether.stats.frames > 5"),
+                     "the page's first frames", timeout=15)  # fmt: skip
+            sliders = driver.find_elements(By.CSS_SELECTOR, "input.z-slider")
+            assert [s.get_attribute("id") for s in sliders] == [f"z{i}" for i in range(size)]
+            planes = driver.find_elements(By.CSS_SELECTOR, "#planes canvas")
+            assert [c.get_attribute("id") for c in planes] == [f"plane-{a}-{a + 1}" for a in range(0, size, 2)]
+            last = driver.find_element(By.ID, f"z{size - 1}")
+            last.click()
+            last.send_keys(Keys.HOME)
+            box = page.engine.box
+            wait_for(lambda: box.state.modulation.center[size - 1] == -3.0, f"z{size - 1} = -3 in the engine")
+            wait_for(lambda: page.engine.controller.last_z[size - 1] == -3.0, "the control thread there")
+            assert len(page_frame(driver)["filters"]) == other.config.num_filters
+            for preset in ("tremor", "swapped"):  # the picker loads a shipped preset for this size
+                Select(driver.find_element(By.ID, "preset-list")).select_by_value(preset)
+                driver.find_element(By.ID, "preset-load").click()
+                wait_for(lambda p=preset: page.shelf.current == p, f"{preset} loaded")
+                assert box.state.modulation.latent_dim == size
+            assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        finally:
+            driver.quit()
 
 
 def test_an_osc_change_moves_the_slider(live: LivePage, browser) -> None:

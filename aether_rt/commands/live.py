@@ -44,26 +44,46 @@ def add_modulation_args(p: argparse.ArgumentParser, bounded: Any) -> None:
                    help="control ticks per second (default: %(default)s)")  # fmt: skip
 
 
-def load_preset(args: argparse.Namespace) -> Any:
-    """The preset ``--preset`` names, else the one named after ``--mode`` if any, else None.
+def preset_file(args: argparse.Namespace) -> Path | None:
+    """The file of the preset ``--preset`` names, else of the one named after ``--mode`` if any, else None.
 
     So ``--mode spiral`` loads the spiral preset.
     """
-    from aether_rt.preset import available, find_preset
+    from aether_rt.preset import available, locate_preset
 
     dirs = [Path(d).expanduser() for d in args.preset_dir]
     if args.preset:
-        return find_preset(args.preset, dirs)
+        return locate_preset(args.preset, dirs)
     if args.mode and args.mode in available(dirs):
-        return find_preset(args.mode, dirs)
+        return locate_preset(args.mode, dirs)
     return None
 
 
-def model_path(args: argparse.Namespace, preset: Any) -> str | None:
-    """``--model``, else the preset's model, else None (the shipped one)."""
-    if args.model:
-        return args.model
-    return str(preset.model) if preset is not None and preset.model is not None else None
+def load_preset(args: argparse.Namespace, latent_dim: int) -> Any:
+    """The preset (see :func:`preset_file`) checked for a model with ``latent_dim`` dims, or None."""
+    from aether_rt.preset import load_preset_file
+
+    path = preset_file(args)
+    return None if path is None else load_preset_file(path, latent_dim)
+
+
+def model_and_preset(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model (``--model``, else the preset's, else the shipped one) and the preset checked against it.
+
+    The preset's per-dim values must fit the model's latent size, so the model is loaded
+    first (a preset may name it).
+
+    Raises:
+        UserError: no such preset or model, or a preset that does not fit the model.
+
+    """
+    from aether_rt.commands.model import load
+    from aether_rt.preset import load_preset_file, preset_model
+
+    path = preset_file(args)
+    named = preset_model(path) if path is not None and not args.model else None
+    model = load(args.model or (str(named) if named is not None else None))
+    return model, None if path is None else load_preset_file(path, model.config.latent_dim)
 
 
 def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None, model: Any = None) -> Any:
@@ -75,13 +95,12 @@ def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None,
 
     from aether_rt.commands.model import parse_z
     from aether_rt.control import ControlState
-    from aether_rt.modulation import Modulation
+    from aether_rt.modulation import DEPTH_FAST, DEPTH_SLOW, Modulation, pair_depths
 
     if preset is not None:
         state = preset.state_for(model) if model is not None else preset.state
     else:
-        depth = (1.0, 1.0) + (0.8,) * (latent_dim - 2) if latent_dim >= 2 else (1.0,)
-        state = ControlState(modulation=Modulation(center=(0.0,) * latent_dim, depth=depth))
+        state = ControlState(modulation=Modulation.for_latent_dim(latent_dim))
     mod = state.modulation
     changes: dict[str, Any] = {}
     if args.mode is not None:
@@ -89,10 +108,7 @@ def control_state(args: argparse.Namespace, latent_dim: int, preset: Any = None,
     if args.z:
         changes["center"] = tuple(float(v) for v in parse_z(args.z, latent_dim))
     if args.depth is not None:
-        depth = [0.8 * args.depth] * latent_dim
-        for d in mod.fast_dims[: min(2, latent_dim)]:
-            depth[d] = args.depth
-        changes["depth"] = tuple(depth)
+        changes["depth"] = pair_depths(latent_dim, mod.fast_dims, args.depth, args.depth * DEPTH_SLOW / DEPTH_FAST)
     for flag, key in (("rate_fast", "rate_fast_hz"), ("rate_slow", "rate_slow_hz"), ("tempo", "tempo_bpm")):
         if getattr(args, flag) is not None:
             changes[key] = getattr(args, flag)
@@ -148,13 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from aether_rt.commands.model import load
     from aether_rt.control import StateBox
     from aether_rt.engine import Engine, EngineSettings
 
     osc_options(args)  # mistakes in the OSC flags: before anything is loaded
-    preset = load_preset(args)
-    model = load(model_path(args, preset))
+    model, preset = model_and_preset(args)
     library = read_ir_library(args, model)
     state = control_state(args, model.config.latent_dim, preset, model)
     source, rate = None, args.samplerate
@@ -373,7 +387,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from aether_rt.audio_files import check_output_path, write_audio
-    from aether_rt.commands.model import load
     from aether_rt.render import render
 
     out = Path(args.output)
@@ -383,8 +396,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         from aether_rt.record import Session
 
         session = Session.load(Path(args.replay))
-    preset = load_preset(args)
-    model = load(model_path(args, preset))
+    model, preset = model_and_preset(args)
+    if session is not None:
+        _check_session_size(session, args.replay, model.config.latent_dim)
     state = control_state(args, model.config.latent_dim, preset, model)
     source, rate, subtype = load_source(args.input, args.samplerate if args.input == "demo" else None)
     if session is not None and abs(session.sample_rate - rate) > 0.5:
@@ -402,17 +416,35 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_session_size(session: Any, folder: str, latent_dim: int) -> None:
+    """A session replays only with a model of the latent size it was recorded with.
+
+    Raises:
+        UserError: it was recorded with another size.
+
+    """
+    sizes = sorted({state.modulation.latent_dim for _, state in session.states})
+    if sizes and sizes != [latent_dim]:
+        recorded = (session.info.get("model") or {}).get("path")
+        raise UserError(
+            f"{folder!r} was recorded with a model of {sizes[0]} latent dims; this model has {latent_dim}",
+            f"replay with the model it was recorded with: --model {recorded}" if recorded else "give its --model",
+        )
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
-    """List the presets there are (name and description), or save one with ``--save``."""
-    from aether_rt.preset import PresetError, available, load_preset_file, save_preset
+    """List the presets there are (name and description), or save one with ``--save``.
+
+    Both for a model (``--model``, else a preset's own, else the shipped one): a preset
+    whose per-dim values do not fit its latent size is listed as unusable with it.
+    """
+    from aether_rt.commands.model import load
+    from aether_rt.preset import available, load_preset_file, preset_model, save_preset
 
     dirs = [Path(d).expanduser() for d in args.preset_dir]
     if args.save:
-        from aether_rt.commands.model import load
-
-        preset = load_preset(args)
-        model = load(model_path(args, preset)) if preset is not None and preset.center_ir is not None else None
-        state = control_state(args, 4 if model is None else model.config.latent_dim, preset, model)
+        model, preset = model_and_preset(args)
+        state = control_state(args, model.config.latent_dim, preset, model)
         description = args.description or (f"Saved from {preset.name}." if preset else "Saved.")
         path = save_preset(state, args.save, description, Path(args.to).expanduser() if args.to else None,
                            overwrite=args.force)  # fmt: skip
@@ -422,11 +454,20 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if not found:
         print("no presets found")
         return 0
+    models: dict[str | None, Any] = {}  # each model loaded once
+
+    def model_for(path: Path) -> Any:
+        named = None if args.model else preset_model(path)
+        key = args.model or (str(named) if named is not None else None)
+        if key not in models:
+            models[key] = load(key)
+        return models[key]
+
     width = max(len(n) for n in found)
     for name, path in found.items():
         try:
-            line = load_preset_file(path).description
-        except PresetError as exc:
+            line = load_preset_file(path, model_for(path).config.latent_dim).description
+        except UserError as exc:  # a bad preset, or the model it names
             line = f"(cannot be used: {exc})"
         print(f"{name.ljust(width)}  {line}")
     return 0

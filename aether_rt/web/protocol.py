@@ -128,6 +128,13 @@ def parse_request(text: str | bytes, latent_dim: int) -> Request:
     if kind == "set":
         param = msg.get("param")
         if param not in param_names(latent_dim):
+            kind_dim = param.split("/") if isinstance(param, str) else []
+            if len(kind_dim) == 2 and kind_dim[0] in ("z", "center") and kind_dim[1].isdigit():
+                raise ProtocolError(
+                    f"param: {param!r}: the model has {latent_dim} latent dims "
+                    f"({kind_dim[0]}/0 .. {kind_dim[0]}/{latent_dim - 1})",
+                    rid,
+                )
             raise ProtocolError(f"param: unknown parameter {param!r} (see docs/web.md)", rid)
         if "value" not in msg:
             raise ProtocolError(f"{param}: no 'value'", rid)
