@@ -29,7 +29,6 @@ from test_osc_live import _noise
 from test_web import _handshake
 
 import aether_rt
-from aether_rt.commands.live import web_images
 from aether_rt.control import ControlState, StateBox
 from aether_rt.engine import Engine, EngineSettings
 from aether_rt.models.fit import read_library
@@ -38,6 +37,7 @@ from aether_rt.osc import OscServer
 from aether_rt.preset import PresetShelf
 from aether_rt.web import protocol
 from aether_rt.web.library import start_library
+from aether_rt.web.pictures import draw_all
 from aether_rt.web.server import SEND_TIMEOUT_S, WebServer
 
 FS = 48_000
@@ -63,7 +63,7 @@ class LivePage:
                              preset_name=lambda: self.shelf.current)  # fmt: skip
         self.web = WebServer(
             self.engine.box, self.engine.clock, sample_rate_hz=FS, coeffs=self.engine.bank.coeffs_in_use,
-            meters=self.engine.meters, presets=self.shelf, images=web_images(model, FS), port=0,
+            meters=self.engine.meters, presets=self.shelf, images=draw_all(model, FS), port=0,
         )  # fmt: skip
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)

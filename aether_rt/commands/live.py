@@ -150,27 +150,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from aether_rt.commands.model import load
     from aether_rt.control import StateBox
-    from aether_rt.engine import Engine, EngineSettings
+    from aether_rt.engine import Engine
 
     osc_options(args)  # mistakes in the OSC flags: before anything is loaded
+    settings = engine_settings(args)
+    check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
     preset = load_preset(args)
     model = load(model_path(args, preset))
     library = read_ir_library(args, model)
     state = control_state(args, model.config.latent_dim, preset, model)
-    source, rate = None, args.samplerate
-    if is_source(args.input):
-        source, file_rate, _ = load_source(args.input, args.samplerate)
-        rate = args.samplerate or file_rate
-    settings = EngineSettings(
-        samplerate=rate or 48_000,
-        blocksize=args.blocksize,
-        input_device=None if source is not None else args.input,
-        output_device=args.output,
-        out_channels=args.channels,
-        in_channels=args.in_channels,
-        callback=args.callback,
-        control_rate_hz=args.control_rate,
-    )
+    source = load_source(args.input, settings.samplerate)[0] if is_source(args.input) else None
     engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
                     record_dir=Path(args.record) if args.record else None)  # fmt: skip
     shelf = preset_shelf(args, model, preset)
@@ -182,6 +171,10 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         web = start_web(args, engine, model, shelf)
+        if web is not None:  # the page is served already; the pictures it lacks follow
+            from aether_rt.web.pictures import start_drawing
+
+            background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop)
         if shelf is not None:
             background += warm_centres(args, model)
         if library is not None:
@@ -202,10 +195,54 @@ def _run(args: argparse.Namespace) -> int:
         for server in (web, osc):
             if server is not None:
                 server.stop()
-        for thread in background:  # at most the chunk or the preset in flight
+        for thread in background:  # at most the chunk, preset or picture in flight
             thread.join()
     print("aether-rt: " + engine.report(), file=sys.stderr)
     return status
+
+
+def engine_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~aether_rt.engine.EngineSettings` of a run: devices, rate, channels, blocks.
+
+    The rate is ``--samplerate``, else an ``--input`` file's own (read from its header),
+    else 48 kHz. With a source (``demo`` or a file) there is no input device.
+
+    Raises:
+        UserError: an ``--input`` file that cannot be read.
+
+    """
+    from aether_rt.audio_files import audio_rate
+    from aether_rt.engine import EngineSettings
+
+    rate = args.samplerate
+    if rate is None and is_source(args.input) and args.input != "demo":
+        rate = audio_rate(Path(args.input))
+    return EngineSettings(
+        samplerate=rate or 48_000,
+        blocksize=args.blocksize,
+        input_device=None if is_source(args.input) else args.input,
+        output_device=args.output,
+        out_channels=args.channels,
+        in_channels=args.in_channels,
+        callback=args.callback,
+        control_rate_hz=args.control_rate,
+    )
+
+
+def check_devices(settings: Any, *, output_only: bool) -> None:
+    """Check the devices can run the stream (:func:`~aether_rt.audio.devices.check_stream`).
+
+    Raises:
+        UserError: no device, no such device, or a rate or channel count it refuses.
+
+    """
+    from aether_rt.audio.devices import check_stream
+
+    check_stream(
+        input_device=settings.input_device, output_device=settings.output_device,
+        samplerate_hz=settings.samplerate, out_channels=settings.out_channels,
+        in_channels=settings.in_channels, output_only=output_only,
+    )  # fmt: skip
 
 
 def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
@@ -303,26 +340,18 @@ def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
     return server
 
 
-def web_images(model: Any, sample_rate_hz: float) -> dict[str, bytes]:
-    """The pictures the page shows, drawn now (before the audio starts): sweep, map, latent planes."""
-    from aether_rt.plots import figure_png, plane_png, save_map, save_sweep
-
-    images = {
-        "sweep": figure_png(save_sweep, model, sample_rate_hz=sample_rate_hz),
-        "map": figure_png(save_map, model, sample_rate_hz=sample_rate_hz),
-    }
-    for a in range(0, model.config.latent_dim - 1, 2):
-        images[f"plane-{a}-{a + 1}"] = plane_png(model, (a, a + 1), sample_rate_hz=sample_rate_hz)
-    return images
-
-
 def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> Any:
     """The web page's server for a run (None without ``--web``), serving before the audio starts.
+
+    Its pictures are those cached for this model and rate
+    (:func:`~aether_rt.web.pictures.cached_pictures`); the caller draws the rest once
+    the server listens (:func:`~aether_rt.web.pictures.start_drawing`).
 
     Raises:
         UserError: the port is taken or the host is not this machine's.
 
     """
+    from aether_rt.web.pictures import cached_pictures
     from aether_rt.web.server import WebServer
 
     if args.web is None:
@@ -335,7 +364,7 @@ def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> 
         coeffs=engine.bank.coeffs_in_use,
         meters=engine.meters,
         presets=shelf,
-        images=web_images(model, fs),
+        images=cached_pictures(model, fs),
         host=args.web_host,
         port=args.web,
         allow_hosts=tuple(args.web_allow_host or ()),
