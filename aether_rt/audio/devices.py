@@ -143,8 +143,9 @@ def resolve(spec: int | str | None, kind: Kind, channels: int = 1) -> int:
         found = matches[0]
     if getattr(found, key) < channels:
         raise UserError(
-            f"device {found.index} ({found.name!r}) has {getattr(found, key)} {kind} channel(s), {channels} needed",
-            f"choose another device or fewer channels; available:{listing}",
+            f"device {found.index} ({found.name!r}) has {getattr(found, key)} {kind} channel(s), {channels} needed; "
+            f"available:{listing}",
+            "choose fewer channels (--channels, --in-channels) or another device; `aether-rt devices` lists them",
         )
     return found.index
 
