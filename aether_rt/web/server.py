@@ -4,13 +4,13 @@ The ``websockets`` library does all of HTTP and WebSocket framing; this module d
 what to answer. One thread, whatever the number of pages:
 
 * **requests**: the page's files (package data, read once at start) and its pictures
-  (sweep, map, latent planes: :mod:`aether_rt.web.pictures`), after the Host check; a
-  picture still being drawn is answered 503 with ``Retry-After``, and every page is
-  sent ``{"type": "image", "name": ...}`` when it is ready (and on connection, for each
-  one that is); ``/ws`` after the
-  Host and Origin checks (:func:`host_allowed`, :func:`origin_allowed`): a page from
-  another site, or reached through a DNS name that points here (DNS rebinding), cannot
-  open the socket.
+  (sweep, map, latent planes: :mod:`aether_rt.web.pictures`), after the Host check;
+  ``/ws`` after the Host and Origin checks (:func:`host_allowed`,
+  :func:`origin_allowed`): a page from another site, or reached through a DNS name that
+  points here (DNS rebinding), cannot open the socket.
+* **pictures** are drawn in the background when not cached: one still being drawn is
+  answered 503 with ``Retry-After``, and every page is sent ``{"type": "image",
+  "name": ...}`` when it is ready (and after its hello, for each one that is).
 * **messages** from a page are checked (:mod:`aether_rt.web.protocol`) and applied to
   the :class:`~aether_rt.control.StateBox`, like OSC; every one gets an ack or an error.
 * **frames**: ~30 times a second, while a page is open, the server reads the moving z,
