@@ -173,6 +173,24 @@ def test_drawing_stops_between_pictures_when_asked(drawn: CountingDraw, tmp_path
     assert drawn.calls == [] and store.missing() == list(store.names)
 
 
+def test_drawing_waits_for_the_audio_and_can_be_stopped_while_waiting(drawn: CountingDraw, tmp_path: Path) -> None:
+    audio = threading.Event()
+    store = cached_pictures(_model(), FS, tmp_path)
+    (thread,) = start_drawing(store, _model(), FS, tmp_path, stop=threading.Event(), after=audio.is_set)
+    time.sleep(0.3)
+    assert drawn.calls == [] and thread.is_alive()
+    audio.set()
+    thread.join(10)
+    assert sorted(drawn.calls) == sorted(store.names)
+
+    stop = threading.Event()
+    (waiting,) = start_drawing(cached_pictures(_model("c" * 64), FS, tmp_path), _model("c" * 64), FS, tmp_path,
+                               stop=stop, after=lambda: False)  # fmt: skip
+    stop.set()
+    waiting.join(5)
+    assert not waiting.is_alive()
+
+
 def test_a_picture_that_cannot_be_drawn_is_left_out_and_the_rest_are_drawn(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -171,10 +171,11 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         web = start_web(args, engine, model, shelf)
-        if web is not None:  # the page is served already; the pictures it lacks follow
+        if web is not None:  # the page is served already; the pictures it lacks follow, once the audio runs
             from aether_rt.web.pictures import start_drawing
 
-            background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop)
+            audio_runs = lambda: engine.clock() > 0.0  # noqa: E731
+            background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop, after=audio_runs)
         if shelf is not None:
             background += warm_centres(args, model)
         if library is not None:

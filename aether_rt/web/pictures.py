@@ -25,6 +25,7 @@ import os
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ log = logging.getLogger("aether_rt.web")
 #: (this module's choice of arguments, say), so old cache files are never served.
 DRAWING_VERSION = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: How often a drawing thread waiting for the audio to start looks again.
+AFTER_POLL_S = 0.02
 
 
 class Pictures:
@@ -239,18 +242,29 @@ def start_drawing(
     cache_dir: Path | None = None,
     *,
     stop: threading.Event | None = None,
+    after: Callable[[], bool] | None = None,
 ) -> list[threading.Thread]:
     """Draw the missing pictures on a thread (``aether-pictures``); the started threads (none if all are cached).
+
+    With ``after``, the thread waits until it returns true (``run``: until the audio
+    runs), so that importing matplotlib and compiling the model's decoding for the
+    grids, which hold the interpreter for seconds, do not delay the start.
 
     The caller joins the thread before it returns: it runs JAX, and a thread inside XLA
     at interpreter shutdown can crash the process.
     """
     if not pictures.missing():
         return []
-    thread = threading.Thread(
-        target=draw_missing, args=(pictures, model, sample_rate_hz, cache_dir), kwargs={"stop": stop},
-        name="aether-pictures",
-    )  # fmt: skip
+
+    def work() -> None:
+        while after is not None and not after():
+            if stop is not None and stop.wait(AFTER_POLL_S):
+                return
+            if stop is None:
+                time.sleep(AFTER_POLL_S)
+        draw_missing(pictures, model, sample_rate_hz, cache_dir, stop=stop)
+
+    thread = threading.Thread(target=work, name="aether-pictures")
     thread.start()
     return [thread]
 
