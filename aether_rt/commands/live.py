@@ -148,13 +148,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    osc_options(args)  # mistakes in the OSC flags: before anything is loaded
+    settings = engine_settings(args)
+    check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
+    # The page is served from now on (it says "starting" until the effect is attached),
+    # and a taken port is reported before the seconds of loading and compiling.
+    web = start_web(args)
+    try:
+        return _run_effect(args, settings, web)
+    finally:
+        if web is not None:  # (already stopped, unless the start-up failed)
+            web.stop()
+
+
+def _run_effect(args: argparse.Namespace, settings: Any, web: Any) -> int:
     from aether_rt.commands.model import load
     from aether_rt.control import StateBox
     from aether_rt.engine import Engine
 
-    osc_options(args)  # mistakes in the OSC flags: before anything is loaded
-    settings = engine_settings(args)
-    check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
     preset = load_preset(args)
     model = load(model_path(args, preset))
     library = read_ir_library(args, model)
@@ -164,16 +175,15 @@ def _run(args: argparse.Namespace) -> int:
                     record_dir=Path(args.record) if args.record else None)  # fmt: skip
     shelf = preset_shelf(args, model, preset)
     osc = start_osc(args, engine, shelf)
-    web = None
     # Threads doing JAX work beside the run; joined before returning (a daemon thread in XLA
     # code at interpreter shutdown crashed the process: exit status -11 after a port error).
     background: list[threading.Thread] = []
     stop = threading.Event()
     try:
-        web = start_web(args, engine, model, shelf)
-        if web is not None:  # the page is served already; the pictures it lacks follow, once the audio runs
+        if web is not None:  # pictures from the cache now; the ones it lacks follow, once the audio runs
             from aether_rt.web.pictures import start_drawing
 
+            attach_web(web, engine, model, shelf)
             audio_runs = lambda: engine.clock() > 0.0  # noqa: E731
             background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop, after=audio_runs)
         if shelf is not None:
@@ -341,35 +351,21 @@ def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
     return server
 
 
-def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> Any:
-    """The web page's server for a run (None without ``--web``), serving before the audio starts.
+def start_web(args: argparse.Namespace) -> Any:
+    """The web page's server for a run (None without ``--web``), listening before the effect is built.
 
-    Its pictures are those cached for this model and rate
-    (:func:`~aether_rt.web.pictures.cached_pictures`); the caller draws the rest once
-    the server listens (:func:`~aether_rt.web.pictures.start_drawing`).
+    Until :func:`attach_web`, it serves the page and answers its socket and pictures
+    with 503 "starting" (the page retries by itself).
 
     Raises:
         UserError: the port is taken or the host is not this machine's.
 
     """
-    from aether_rt.web.pictures import cached_pictures
     from aether_rt.web.server import WebServer
 
     if args.web is None:
         return None
-    fs = float(engine.stream.samplerate)
-    server = WebServer(
-        engine.box,
-        engine.clock,
-        sample_rate_hz=fs,
-        coeffs=engine.bank.coeffs_in_use,
-        meters=engine.meters,
-        presets=shelf,
-        images=cached_pictures(model, fs),
-        host=args.web_host,
-        port=args.web,
-        allow_hosts=tuple(args.web_allow_host or ()),
-    )
+    server = WebServer(None, host=args.web_host, port=args.web, allow_hosts=tuple(args.web_allow_host or ()))
     server.start()
     if args.web_host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("aether_rt").warning(
@@ -377,6 +373,20 @@ def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> 
             args.web_host, server.port,
         )  # fmt: skip
     return server
+
+
+def attach_web(server: Any, engine: Any, model: Any, shelf: Any) -> None:
+    """Connect the page's server to the built engine, before the audio starts.
+
+    Its pictures are those cached for this model and rate
+    (:func:`~aether_rt.web.pictures.cached_pictures`); the caller draws the rest
+    (:func:`~aether_rt.web.pictures.start_drawing`).
+    """
+    from aether_rt.web.pictures import cached_pictures
+
+    fs = float(engine.stream.samplerate)
+    server.attach(engine.box, engine.clock, sample_rate_hz=fs, coeffs=engine.bank.coeffs_in_use, meters=engine.meters,
+                  presets=shelf, images=cached_pictures(model, fs))  # fmt: skip
 
 
 def osc_options(args: argparse.Namespace) -> tuple[list[tuple[str, int]], list[Any] | None]:

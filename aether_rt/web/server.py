@@ -145,8 +145,13 @@ class _Page:
 class WebServer:
     """The web page's server (see the module docstring).
 
+    It can listen before the effect exists (``box=None``, then :meth:`attach`): ``run``
+    starts it before the slow part of its start-up, so the page is served at once (its
+    socket and pictures answer 503 "starting" until then; the page retries every second)
+    and a taken port is reported before anything is loaded.
+
     Args:
-        box: the control state it drives.
+        box: the control state it drives (None: attached later).
         clock: the audio sample clock in seconds (what the LFOs run on).
         sample_rate_hz: the rate the tables are designed for.
         coeffs: the coefficient table the audio is running now, ``[n_filters, 5]``.
@@ -163,11 +168,11 @@ class WebServer:
 
     def __init__(
         self,
-        box: StateBox,
-        clock: Callable[[], float],
+        box: StateBox | None,
+        clock: Callable[[], float] | None = None,
         *,
-        sample_rate_hz: float,
-        coeffs: Callable[[], np.ndarray],
+        sample_rate_hz: float = 0.0,
+        coeffs: Callable[[], np.ndarray] | None = None,
         meters: Callable[[], dict[str, Any]] | None = None,
         presets: Any = None,
         images: Pictures | dict[str, bytes] | None = None,
@@ -176,19 +181,19 @@ class WebServer:
         allow_hosts: tuple[str, ...] = (),
         frame_rate_hz: float = FRAME_RATE_HZ,
     ) -> None:
-        self.box, self.clock, self.sample_rate_hz = box, clock, float(sample_rate_hz)
-        self.coeffs, self.meters, self.presets = coeffs, meters, presets
         self.host, self._port, self.allow_hosts = host, port, tuple(allow_hosts)
         self.frame_rate_hz = float(frame_rate_hz)
-        self.latent_dim = box.state.modulation.latent_dim
-        self.addresses = protocol.page_addresses(self.latent_dim)
         self.counters = dict.fromkeys(
             ("requests", "refused", "pages", "messages", "applied", "errors", "frames", "frames_skipped",
              "slow_pages_dropped"), 0,
         )  # fmt: skip
         self._files = self._load_files()
-        self.pictures = images if isinstance(images, Pictures) else Pictures(sorted(images or {}), images)
-        self.pictures.subscribe(self._picture_ready)
+        self._attached = False
+        if box is not None:
+            if clock is None or coeffs is None:
+                raise TypeError("a WebServer with a box needs its clock and coeffs")
+            self.attach(box, clock, sample_rate_hz=sample_rate_hz, coeffs=coeffs, meters=meters, presets=presets,
+                        images=images)  # fmt: skip
         self._pages: set[_Page] = set()
         self._ready = threading.Event()
         self._error: OSError | None = None
@@ -198,6 +203,26 @@ class WebServer:
         self._seq = 0
         self._frame_failed = False
         self._library: str | None = None
+
+    def attach(
+        self,
+        box: StateBox,
+        clock: Callable[[], float],
+        *,
+        sample_rate_hz: float,
+        coeffs: Callable[[], np.ndarray],
+        meters: Callable[[], dict[str, Any]] | None = None,
+        presets: Any = None,
+        images: Pictures | dict[str, bytes] | None = None,
+    ) -> None:
+        """Connect the effect (the arguments as in the class's); pages may open their socket from now on."""
+        self.box, self.clock, self.sample_rate_hz = box, clock, float(sample_rate_hz)
+        self.coeffs, self.meters, self.presets = coeffs, meters, presets
+        self.latent_dim = box.state.modulation.latent_dim
+        self.addresses = protocol.page_addresses(self.latent_dim)
+        self.pictures = images if isinstance(images, Pictures) else Pictures(sorted(images or {}), images)
+        self.pictures.subscribe(self._picture_ready)
+        self._attached = True  # last: the server's thread reads it before anything above
 
     @staticmethod
     def _load_files() -> dict[str, tuple[bytes, str]]:
@@ -307,6 +332,8 @@ class WebServer:
                 "allow a name of your own with --web-allow-host NAME\n",
             )
         path = urlsplit(request.path).path
+        if not self._attached and (path == "/ws" or path.startswith("/img/")):
+            return _unavailable("aether-rt: the effect is starting; the page connects by itself when it is ready\n")
         if path == "/ws":
             origin = request.headers.get("Origin")
             if not origin_allowed(origin, host or ""):
@@ -330,11 +357,7 @@ class WebServer:
             return connection.respond(HTTPStatus.NOT_FOUND, f"aether-rt: no picture called {name}\n")
         png = self.pictures.get(name)
         if png is None:
-            body = f"aether-rt: the {name} picture is being drawn; it is sent when ready\n".encode()
-            headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                               ("Retry-After", "1"), *SECURITY_HEADERS])  # fmt: skip
-            status = HTTPStatus.SERVICE_UNAVAILABLE
-            return Response(status.value, status.phrase, headers, body)
+            return _unavailable(f"aether-rt: the {name} picture is being drawn; it is sent when ready\n")
         return _ok(png, CONTENT_TYPES[".png"])
 
     # -- a page's connection ----------------------------------------------------------
@@ -474,6 +497,15 @@ class WebServer:
 def _ok(body: bytes, content_type: str) -> Response:
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), *SECURITY_HEADERS])
     return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+def _unavailable(text: str) -> Response:
+    """503 with ``Retry-After``: not yet (the effect starting, a picture being drawn)."""
+    body = text.encode()
+    headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                       ("Retry-After", "1"), *SECURITY_HEADERS])  # fmt: skip
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    return Response(status.value, status.phrase, headers, body)
 
 
 def _image_message(name: str) -> dict[str, Any]:

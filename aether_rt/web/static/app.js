@@ -29,7 +29,7 @@ function connect() {
   ws.onopen = () => { page.stats.connected = true; setLink(true, "connected"); };
   ws.onclose = () => {
     page.stats.connected = false;
-    setLink(false, "disconnected, retrying…");
+    setLink(false, page.hello ? "disconnected, retrying…" : "the effect is starting…"); // refused (503) until it runs
     setTimeout(connect, 1000);
   };
   ws.onmessage = (event) => handle(JSON.parse(event.data));

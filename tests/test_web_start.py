@@ -1,4 +1,4 @@
-"""The page's pictures: the per-model disk cache, drawing in the background, and serving them when ready."""
+"""The page's start-up: served before the effect is built; its pictures cached per model, drawn in the background."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from test_osc import START, Clock
 from test_web import _get
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 import aether_rt
@@ -282,3 +283,43 @@ def test_the_page_is_served_before_the_pictures_and_told_when_each_is_ready(
         for thread in threads:
             thread.join(20)
         server.stop()
+
+
+def test_the_page_is_served_before_the_effect_exists_and_connects_once_it_is_attached() -> None:
+    server = WebServer(None, port=0)
+    server.start()
+    try:
+        status, _, body = _get(server.port, "/")
+        assert status == 200 and b"aether-rt" in body
+        assert _get(server.port, "/app.js")[0] == 200
+        status, headers, body = _get(server.port, "/img/map.png")
+        assert status == 503 and headers["Retry-After"] == "1" and b"starting" in body
+        origin = f"http://127.0.0.1:{server.port}"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{server.port}/ws", origin=origin, open_timeout=5)
+        assert refused.value.response.status_code == 503
+        # Host checks hold from the first request.
+        assert _get(server.port, "/", host=f"evil.example:{server.port}")[0] == 403
+
+        box = StateBox(START)
+        server.attach(box, Clock(), sample_rate_hz=FS, coeffs=lambda: np.zeros((32, 5)), images={"map": _png(5)})
+        with connect(f"ws://127.0.0.1:{server.port}/ws", origin=origin, open_timeout=5) as ws:
+            hello = json.loads(ws.recv(timeout=5))
+            assert hello["type"] == "hello" and hello["latent_dim"] == 4 and hello["images"] == ["map"]
+            assert json.loads(ws.recv(timeout=5)) == {"type": "image", "name": "map"}
+            ws.send(json.dumps({"type": "set", "id": 1, "param": "mix", "value": 0.25}))
+            _messages_until_reply(ws, 1)
+        assert box.state.mix == 0.25
+        assert _get(server.port, "/img/map.png")[2] == _png(5)
+    finally:
+        server.stop()
+
+
+def _messages_until_reply(ws: Any, request_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=10))
+        if msg.get("id") == request_id:
+            assert msg["type"] == "ack", msg
+            return msg
+    raise AssertionError(f"no reply to {request_id}")
