@@ -5,7 +5,10 @@ against the JACK server, timed from its launch by this script:
 
 * **audio**: the run's banner line on stderr (printed once the stream is open and the
   servers listen, just before the audio starts);
-* **page**: ``GET /`` first answered 200 (polled every 50 ms);
+* **page**: ``GET /`` first answered 200 (polled every 50 ms): the server listens
+  before the model loads, so this comes first;
+* **connected**: the page's WebSocket first gets its ``hello`` (refused with 503 until
+  the engine is built): from here the page works;
 * **pictures**: every ``/img/NAME.png`` answered 200 (503 while it is being drawn).
 
 Configurations, each in a cache folder of its own (``$AETHER_RT_CACHE``), interleaved
@@ -26,6 +29,7 @@ Needs a JACK server (dummy backend, 48 kHz, 64 frames).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -42,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, print_table, write_json
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from aether_rt.models.checkpoint import DEFAULT_MODEL, ModelConfig, paths
 from aether_rt.web.pictures import picture_names
@@ -68,6 +74,15 @@ def _status(url: str) -> int:
         return 0  # not listening yet
 
 
+def _hello(port: int) -> bool:
+    """Whether the page's socket opens and says hello (503 while the effect is starting)."""
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}", open_timeout=2) as ws:
+            return json.loads(ws.recv(timeout=2))["type"] == "hello"
+    except (InvalidStatus, OSError, TimeoutError):
+        return False
+
+
 def start_once(web: bool, env: dict[str, str], names: list[str]) -> dict[str, float | None]:
     """Launch one run, time it (seconds from launch), stop it with Ctrl-C."""
     port = _free_port()
@@ -85,7 +100,7 @@ def start_once(web: bool, env: dict[str, str], names: list[str]) -> dict[str, fl
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
-    times: dict[str, float | None] = {"audio_s": None, "page_s": None, "pictures_s": None}
+    times: dict[str, float | None] = {"audio_s": None, "page_s": None, "connected_s": None, "pictures_s": None}
     base = f"http://127.0.0.1:{port}"
     todo = list(names) if web else []
     try:
@@ -94,7 +109,9 @@ def start_once(web: bool, env: dict[str, str], names: list[str]) -> dict[str, fl
                 times["audio_s"] = banner[0]
             if web and times["page_s"] is None and _status(base + "/") == 200:
                 times["page_s"] = time.monotonic() - t0
-            if times["page_s"] is not None:
+            if times["page_s"] is not None and times["connected_s"] is None and _hello(port):
+                times["connected_s"] = time.monotonic() - t0
+            if times["connected_s"] is not None:
                 todo = [n for n in todo if _status(f"{base}/img/{n}.png") != 200]
                 if not todo:
                     times["pictures_s"] = time.monotonic() - t0
@@ -149,11 +166,10 @@ def main() -> None:
     unknown = set(configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
-    import json
-
     latent_dim = ModelConfig.from_dict(json.loads(paths(DEFAULT_MODEL)[1].read_text())).latent_dim
     names = picture_names(latent_dim)
     samples: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         warm = tmp / "warm"
@@ -166,11 +182,15 @@ def main() -> None:
                 samples[config].append(times)
     rows, table = [], []
     for config in configs:
-        med = {key: _median([s[key] for s in samples[config]]) for key in ("audio_s", "page_s", "pictures_s")}
+        keys = ("audio_s", "page_s", "connected_s", "pictures_s")
+        med = {key: _median([s[key] for s in samples[config]]) for key in keys}
         rows.append({"configuration": config, "runs": len(samples[config]), **med, "samples": samples[config]})
         table.append([config, len(samples[config]), *(("" if v is None else v) for v in med.values())])
-    print_table(["configuration", "runs", "audio s (median)", "page served s", "all pictures served s"], table)
-    write_json(args.json, {"pictures": names, "poll_s": POLL_S, "runs": rows})
+    print_table(["configuration", "runs", "audio s (median)", "page served s", "page connected s",
+                 "all pictures served s"], table)  # fmt: skip
+    print(f"load average after: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
+    write_json(args.json, {"pictures": names, "poll_s": POLL_S, "load_average_before": load_before,
+                           "load_average_after": list(os.getloadavg()), "runs": rows})  # fmt: skip
 
 
 def _median(values: list[float | None]) -> float | None:

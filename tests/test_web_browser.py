@@ -282,6 +282,25 @@ def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: 
     assert {f: f.stat().st_mtime_ns for f in sorted((cache / "pictures").glob("*.png"))} == before
 
 
+def test_a_page_opened_while_the_effect_starts_connects_by_itself(live: LivePage, browser) -> None:
+    web = WebServer(None, port=0)  # as `run --web` listens before the model loads
+    web.start()
+    try:
+        browser.get(web.url)
+        wait_for(lambda: "starting" in browser.find_element(By.ID, "link").text, "the page saying it is starting")
+        assert not browser.execute_script("return window.aether.stats.connected")
+        engine = live.engine
+        web.attach(engine.box, engine.clock, sample_rate_hz=FS, coeffs=engine.bank.coeffs_in_use,
+                   meters=engine.meters, images=live.web.pictures)  # fmt: skip
+        wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "frames", timeout=10)
+        assert browser.find_element(By.ID, "link").text == "connected"
+        assert browser.execute_script("return window.aether.hello.latent_dim") == 4
+    finally:
+        browser.get(live.web.url)
+        wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "back on the live page")
+        web.stop()
+
+
 def test_the_page_shows_placeholders_until_each_picture_is_ready(live: LivePage, browser) -> None:
     store = Pictures(live.web.pictures.names)  # nothing drawn yet
     engine = live.engine
