@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal as signal_module
 import socket
@@ -30,6 +31,7 @@ from selenium.webdriver.support.ui import Select
 from test_encode import write_ir
 from test_osc_live import _noise
 from test_web import _handshake
+from websockets.sync.client import connect as websocket_connect
 
 import aether_rt
 from aether_rt.control import ControlState, StateBox
@@ -232,6 +234,16 @@ def _picture(port: int, name: str) -> bytes | None:
         return None
 
 
+def _audio_runs(port: int) -> bool:
+    """Whether the page's socket gets a frame with the audio clock moving."""
+    with websocket_connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}", open_timeout=5) as ws:
+        for _ in range(100):
+            msg = json.loads(ws.recv(timeout=5))
+            if msg["type"] == "frame" and msg["t_s"] > 0:
+                return True
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -253,7 +265,8 @@ def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: 
         wait_for(lambda: _line_with(proc, "web page at"), "the run's banner", timeout=120)
         return proc, port
 
-    def stop(proc: subprocess.Popen[str]) -> None:
+    def stop(proc: subprocess.Popen[str], port: int) -> None:
+        wait_for(lambda: _audio_runs(port), "the audio running", timeout=60)  # (Ctrl-C before is not a clean stop)
         proc.send_signal(signal_module.SIGINT)  # Ctrl-C: a clean stop
         assert proc.wait(60) == 0
 
@@ -263,7 +276,7 @@ def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: 
             assert resp.status == 200
         served = {n: wait_for(lambda n=n: _picture(port, n), f"the {n} picture", timeout=300) for n in names}
     finally:
-        stop(proc)
+        stop(proc, port)
     files = sorted((cache / "pictures").glob("*.png"))
     assert sorted(f.name.rsplit("-", 1)[0] for f in files) == sorted(names)
     by_name = {f.name.rsplit("-", 1)[0]: f for f in files}
@@ -278,7 +291,7 @@ def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: 
         for n in names:  # the very first request already has it: nothing is being drawn
             assert _picture(port, n) == served[n]
     finally:
-        stop(proc)
+        stop(proc, port)
     assert {f: f.stat().st_mtime_ns for f in sorted((cache / "pictures").glob("*.png"))} == before
 
 
