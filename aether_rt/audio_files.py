@@ -46,6 +46,23 @@ def check_output_folder(path: Path) -> None:
         raise UserError(f"cannot write {str(path)!r}: the folder is not writable")
 
 
+def audio_rate(path: Path) -> int:
+    """An audio file's sample rate in Hz, from its header (cheap: no samples are read).
+
+    Raises:
+        UserError: missing or unreadable file (as :func:`read_audio` says it).
+
+    """
+    import soundfile as sf
+
+    if not path.is_file():
+        raise UserError(f"input file {str(path)!r} does not exist", "give a WAV/FLAC/AIFF/OGG file, or demo")
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc}", "give a WAV, FLAC, AIFF or OGG file") from None
+
+
 def read_audio(path: Path) -> tuple[np.ndarray, int, str]:
     """Read an audio file as ``([frames, channels] float32, rate, subtype)``.
 

@@ -34,9 +34,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 import aether_rt
-from aether_rt.commands.live import web_images
 from aether_rt.control import ControlState
 from aether_rt.modulation import Modulation
+from aether_rt.web.pictures import draw_all
 from aether_rt.web.server import WebServer
 
 SPIRAL = ControlState(modulation=Modulation(mode="spiral", rate_fast_hz=0.5, rate_slow_hz=0.05))
@@ -148,7 +148,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=RESULTS / "web.json")
     args = p.parse_args()
     model = aether_rt.load_model()
-    images = web_images(model, FS)
+    images = draw_all(model, FS)
 
     print(f"== slider -> engine state: {args.presses} arrow-key presses on z0 in headless Chromium")
     lat = slider_latency(model, images, args.presses)

@@ -98,3 +98,21 @@ def test_real_ir_benchmark_evaluates_a_cached_folder(tmp_path: Path) -> None:
         assert row["flat"] > 0 and len(row["z"]) == 4
         assert max(abs(v) for v in row["refined_z"]) <= 2.0 + 1e-6  # refined points stay on the map
     assert "|" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_start_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path) -> None:
+    out = tmp_path / "start.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_start.py"), "--repeats", "1", "--configs", "run,run --web: second start",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert [r["configuration"] for r in result["runs"]] == ["run", "run --web: second start"]
+    plain, web = result["runs"]
+    assert plain["audio_s"] > 0 and plain["page_s"] is None
+    assert 0 < web["page_s"] <= web["connected_s"] <= web["pictures_s"] and "machine" in result
+    assert "|" in done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ from aether_rt.demo import render_demo
 from aether_rt.sources import demo_phrase, midi_to_hz
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, JACK_NO_START_SERVER="1")
+def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, JACK_NO_START_SERVER="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "aether_rt", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
     )
@@ -96,3 +97,51 @@ def test_demo_phrase_is_tuned_and_normalised() -> None:
     peak_hz = np.fft.rfftfreq(segment.size, 1 / 48_000)[np.argmax(spectrum)]
     chord_hz = [midi_to_hz(n) for n in (40, 47, 52, 55, 59, 64)]
     assert any(abs(peak_hz / (f * h) - 1) < 0.03 for f in chord_hz for h in range(1, 6)), peak_hz
+
+
+# -- device mistakes come before anything slow ---------------------------------------------
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--output", "no-such-card"], "no output device matches 'no-such-card'"),
+        (["--input", "no-such-card"], "no input device matches 'no-such-card'"),
+        (["--output", "97"], "no audio device with index 97"),
+        (["--samplerate", "44100"], "cannot run 2 channel(s) at 44100 Hz"),
+        (["--input", "demo", "--samplerate", "96000"], "output device 0 ('system') cannot run 2 channel(s)"),
+        (["--channels", "9"], "has 2 output channel(s), 9 needed"),
+        (["--in-channels", "5"], "has 2 input channel(s), 5 needed"),
+    ],
+)
+def test_device_mistakes_exit_2_before_the_model_is_loaded(
+    jack_server: None, args: list[str], message: str, tmp_path: Path
+) -> None:
+    # The model named does not exist: had the run loaded it before checking the devices,
+    # the error would be about the model.
+    missing_model = str(tmp_path / "no-model")
+    started = time.monotonic()
+    result = _cli("run", "--no-osc", "--duration", "1", "--model", missing_model, *args)
+    print(f"device mistake {args}: exit {result.returncode} after {time.monotonic() - started:.2f} s")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert "JACK Audio Connection Kit" in result.stderr  # what there is, listed
+    assert "`aether-rt devices`" in result.stderr
+    assert "no-model" not in result.stderr
+    # The same run with a usable device gets as far as the model.
+    fine = _cli("run", "--no-osc", "--duration", "1", "--model", missing_model)
+    assert fine.returncode == 2 and "no-model" in fine.stderr and "does not exist" in fine.stderr
+
+
+def test_with_no_audio_device_at_all_run_says_so(tmp_path: Path) -> None:
+    # A JACK server of a name nobody runs: on a machine without sound cards (the CI's
+    # containers) PortAudio then sees no device at all.
+    env = {"JACK_DEFAULT_SERVER": f"aether-absent-{os.getpid()}"}
+    listing = _cli("devices", env=env)
+    if "no audio devices found" not in listing.stdout + listing.stderr:
+        pytest.skip("this machine has sound cards: PortAudio cannot be shown an empty device list honestly")
+    result = _cli("run", "--no-osc", "--duration", "1", "--model", str(tmp_path / "no-model"), env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no audio output device found" in result.stderr and "aether-rt devices" in result.stderr
+    assert "no-model" not in result.stderr

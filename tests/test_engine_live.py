@@ -215,7 +215,7 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
     [
         (["run", "--output", "no-such-card", "--duration", "1"], "no output device matches 'no-such-card'"),
         (["run", "--input", "no-such-card", "--duration", "1"], "no input device matches"),
-        (["run", "--input", "demo", "--samplerate", "44100", "--duration", "1"], "could not open"),
+        (["run", "--input", "demo", "--samplerate", "44100", "--duration", "1"], "cannot run 2 channel(s) at 44100 Hz"),
         (["run", "--z", "1,2", "--duration", "1"], "latent space has 4"),
         (["run", "--mode", "spiral", "--rate-fast", "99"], "fast rate must be"),
         (["run", "--osc-feedback", "tablet", "--duration", "1"], "--osc-feedback 'tablet' is not HOST:PORT"),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
+import signal as signal_module
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers.browser import chromium, wait_for
+from PIL import Image
 from pythonosc.udp_client import SimpleUDPClient
 from scipy import signal
 from selenium import webdriver
@@ -27,10 +31,11 @@ from selenium.webdriver.support.ui import Select
 from test_encode import write_ir
 from test_osc_live import _noise
 from test_web import _handshake
+from websockets.sync.client import connect as websocket_connect
 
 import aether_rt
-from aether_rt.commands.live import web_images
 from aether_rt.control import ControlState, StateBox
+from aether_rt.data.datasets import default_cache_dir
 from aether_rt.engine import Engine, EngineSettings
 from aether_rt.models.fit import read_library
 from aether_rt.modulation import Modulation
@@ -38,6 +43,7 @@ from aether_rt.osc import OscServer
 from aether_rt.preset import PresetShelf
 from aether_rt.web import protocol
 from aether_rt.web.library import start_library
+from aether_rt.web.pictures import Pictures, draw_all
 from aether_rt.web.server import SEND_TIMEOUT_S, WebServer
 
 FS = 48_000
@@ -63,7 +69,7 @@ class LivePage:
                              preset_name=lambda: self.shelf.current)  # fmt: skip
         self.web = WebServer(
             self.engine.box, self.engine.clock, sample_rate_hz=FS, coeffs=self.engine.bank.coeffs_in_use,
-            meters=self.engine.meters, presets=self.shelf, images=web_images(model, FS), port=0,
+            meters=self.engine.meters, presets=self.shelf, images=draw_all(model, FS), port=0,
         )  # fmt: skip
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -240,14 +246,135 @@ def test_run_web_serves_the_page_and_a_taken_port_exits_2(jack_server: None, tmp
         assert f"http://127.0.0.1:{port}/" in line
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as resp:
             assert resp.status == 200 and b"aether-rt" in resp.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/img/map.png") as resp:
-            assert resp.read().startswith(b"\x89PNG")
+        map_png = wait_for(lambda: _picture(port, "map"), "the map, drawn or cached", timeout=180)
+        assert map_png.startswith(b"\x89PNG")
         taken = subprocess.run([*cmd, "--web", str(port)], capture_output=True, text=True, env=env, timeout=180)
         assert taken.returncode == 2 and "Traceback" not in taken.stderr
         assert f"cannot serve the web page on 127.0.0.1:{port}" in taken.stderr
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def _picture(port: int, name: str) -> bytes | None:
+    """A picture's bytes, or None while the server answers that it is being drawn (503)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/img/{name}.png") as resp:
+            return resp.read()
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 503 and exc.headers["Retry-After"], exc
+        return None
+
+
+def _audio_runs(port: int) -> bool:
+    """Whether the page's socket gets a frame with the audio clock moving."""
+    with websocket_connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}", open_timeout=5) as ws:
+        for _ in range(100):
+            msg = json.loads(ws.recv(timeout=5))
+            if msg["type"] == "frame" and msg["t_s"] > 0:
+                return True
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: None, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # Only the pictures start cold: JAX's compilations are shared with the usual cache.
+    (cache / "jax").symlink_to(default_cache_dir() / "jax", target_is_directory=True)
+    env = dict(os.environ, JACK_NO_START_SERVER="1", AETHER_RT_CACHE=str(cache))
+    names = ["plane-0-1", "plane-2-3", "map", "sweep"]  # the shipped model has 4 latent dims
+
+    def start() -> tuple[subprocess.Popen[str], int]:
+        port = _free_port()
+        cmd = [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--web", str(port)]
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        wait_for(lambda: _line_with(proc, "web page at"), "the run's banner", timeout=120)
+        return proc, port
+
+    def stop(proc: subprocess.Popen[str], port: int) -> None:
+        wait_for(lambda: _audio_runs(port), "the audio running", timeout=60)  # (Ctrl-C before is not a clean stop)
+        proc.send_signal(signal_module.SIGINT)  # Ctrl-C: a clean stop
+        assert proc.wait(60) == 0
+
+    proc, port = start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as resp:
+            assert resp.status == 200
+        served = {n: wait_for(lambda n=n: _picture(port, n), f"the {n} picture", timeout=300) for n in names}
+    finally:
+        stop(proc, port)
+    files = sorted((cache / "pictures").glob("*.png"))
+    assert sorted(f.name.rsplit("-", 1)[0] for f in files) == sorted(names)
+    by_name = {f.name.rsplit("-", 1)[0]: f for f in files}
+    assert all(by_name[n].read_bytes() == served[n] for n in names)
+    for f in files:
+        with Image.open(f) as image:
+            image.load()  # whole pictures, readable by Pillow
+    before = {f: f.stat().st_mtime_ns for f in files}
+
+    proc, port = start()
+    try:
+        for n in names:  # the very first request already has it: nothing is being drawn
+            assert _picture(port, n) == served[n]
+    finally:
+        stop(proc, port)
+    assert {f: f.stat().st_mtime_ns for f in sorted((cache / "pictures").glob("*.png"))} == before
+
+
+def test_a_page_opened_while_the_effect_starts_connects_by_itself(live: LivePage, browser) -> None:
+    web = WebServer(None, port=0)  # as `run --web` listens before the model loads
+    web.start()
+    try:
+        browser.get(web.url)
+        wait_for(lambda: "starting" in browser.find_element(By.ID, "link").text, "the page saying it is starting")
+        assert not browser.execute_script("return window.aether.stats.connected")
+        engine = live.engine
+        web.attach(engine.box, engine.clock, sample_rate_hz=FS, coeffs=engine.bank.coeffs_in_use,
+                   meters=engine.meters, images=live.web.pictures)  # fmt: skip
+        wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "frames", timeout=10)
+        assert browser.find_element(By.ID, "link").text == "connected"
+        assert browser.execute_script("return window.aether.hello.latent_dim") == 4
+    finally:
+        browser.get(live.web.url)
+        wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "back on the live page")
+        web.stop()
+
+
+def test_the_page_shows_placeholders_until_each_picture_is_ready(live: LivePage, browser) -> None:
+    store = Pictures(live.web.pictures.names)  # nothing drawn yet
+    engine = live.engine
+    web = WebServer(engine.box, engine.clock, sample_rate_hz=FS, coeffs=engine.bank.coeffs_in_use,
+                    meters=engine.meters, images=store, port=0)  # fmt: skip
+    web.start()
+    state = """const fig = document.getElementById("fig-map"), img = fig.querySelector("img");
+               const plane = document.getElementById("plane-0-1");
+               return {drawing: fig.classList.contains("drawing"), shown: img.naturalWidth > 0,
+                       backdrop: Boolean(plane && plane.backdrop && plane.backdrop.complete
+                                         && plane.backdrop.naturalWidth > 0)};"""
+    try:
+        browser.get(web.url)
+        wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "the page working")
+        assert browser.execute_script(state) == {"drawing": True, "shown": False, "backdrop": False}
+        placeholder = browser.execute_script(
+            "return getComputedStyle(document.getElementById('fig-map'), '::before').content"
+        )
+        assert "drawing" in placeholder
+        store.put("plane-0-1", live.web.pictures.get("plane-0-1"))
+        wait_for(lambda: browser.execute_script(state)["backdrop"], "the plane's backdrop")
+        assert browser.execute_script(state)["drawing"]  # the map is still being drawn
+        store.put("map", live.web.pictures.get("map"))
+        wait_for(lambda: browser.execute_script(state) == {"drawing": False, "shown": True, "backdrop": True},
+                 "the map shown")  # fmt: skip
+    finally:
+        browser.get(live.web.url)
+        wait_for(lambda: browser.execute_script("return window.aether.stats.frames > 3"), "back on the live page")
+        web.stop()
 
 
 def _line_with(proc: subprocess.Popen[str], text: str) -> str | None:

@@ -19,6 +19,7 @@ _NO_DEVICE_HINT = (
     "connect a sound card, or start a JACK server (e.g. `jackd -d dummy -r 48000 -p 64` "
     "for a virtual one), then list devices with `aether-rt devices`"
 )
+_LIST_HINT = "choose one with --input/--output (index or name); `aether-rt devices` lists them"
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def resolve(spec: int | str | None, kind: Kind, channels: int = 1) -> int:
         index = int(spec)
         matches = [d for d in devices if d.index == index]
         if not matches:
-            raise UserError(f"no audio device with index {index}; available:{listing}")
+            raise UserError(f"no audio device with index {index}; available:{listing}", _LIST_HINT)
         found = matches[0]
     else:
         needle = str(spec).strip().lower()
@@ -135,17 +136,74 @@ def resolve(spec: int | str | None, kind: Kind, channels: int = 1) -> int:
         if exact:
             matches = exact
         if not matches:
-            raise UserError(f"no {kind} device matches {spec!r}; available:{listing}")
+            raise UserError(f"no {kind} device matches {spec!r}; available:{listing}", _LIST_HINT)
         if len(matches) > 1:
             names = ", ".join(f"{d.index}: {d.name!r}" for d in matches)
             raise UserError(f"{spec!r} matches several {kind} devices ({names})", "give the index instead")
         found = matches[0]
     if getattr(found, key) < channels:
         raise UserError(
-            f"device {found.index} ({found.name!r}) has {getattr(found, key)} {kind} channel(s), {channels} needed",
-            f"choose another device or fewer channels; available:{listing}",
+            f"device {found.index} ({found.name!r}) has {getattr(found, key)} {kind} channel(s), {channels} needed; "
+            f"available:{listing}",
+            "choose fewer channels (--channels, --in-channels) or another device; `aether-rt devices` lists them",
         )
     return found.index
+
+
+def check_stream(
+    *,
+    input_device: int | str | None,
+    output_device: int | str | None,
+    samplerate_hz: float,
+    out_channels: int,
+    in_channels: int | None = None,
+    output_only: bool = False,
+) -> int:
+    """Check that the devices can open the stream the engine will open, without opening it.
+
+    Cheap (a device scan and PortAudio's format checks), so a run calls it before
+    anything slow (the model, JAX compiles, Numba warm-up): a device mistake is reported
+    in a fraction of a second, not after the compiles.
+
+    Args:
+        input_device: input device index or name (None: the default); ignored with ``output_only``.
+        output_device: output device index or name (None: the default).
+        samplerate_hz: the stream's rate.
+        out_channels: output channels.
+        in_channels: input channels (None: as many as the outputs, at most what the input has).
+        output_only: an output-only stream (a source plays instead of the input).
+
+    Returns:
+        The input channels the stream will have (0 with ``output_only``).
+
+    Raises:
+        UserError: no device, no such device, too few channels, or a rate or channel
+            count the device refuses; the message names the device and lists what there is.
+
+    """
+    sd = portaudio()
+    out_index = resolve(output_device, "output", out_channels)
+    checks = [("output", out_index, out_channels)]
+    ins = 0
+    if not output_only:
+        in_index = resolve(input_device, "input", in_channels or 1)
+        found = next(d for d in list_devices() if d.index == in_index)
+        ins = in_channels or min(out_channels, found.max_input_channels)
+        checks.insert(0, ("input", in_index, ins))
+    for kind, index, channels in checks:
+        check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+        try:
+            check(device=index, channels=channels, samplerate=samplerate_hz, dtype="float32")
+        except (sd.PortAudioError, ValueError) as exc:
+            found = next(d for d in list_devices() if d.index == index)
+            raise UserError(
+                f"{kind} device {index} ({found.name!r}) cannot run {channels} channel(s) at {samplerate_hz:g} Hz: "
+                f"{exc}; its default rate is {found.default_samplerate_hz:g} Hz; available:\n"
+                + format_devices(list_devices()),
+                "choose a rate the device supports (--samplerate), fewer channels, or another device; "
+                "`aether-rt devices` lists them",
+            ) from None
+    return ins
 
 
 def _default_index(sd: ModuleType, kind: Kind) -> int:

@@ -164,38 +164,42 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from aether_rt.control import StateBox
-    from aether_rt.engine import Engine, EngineSettings
-
     osc_options(args)  # mistakes in the OSC flags: before anything is loaded
+    settings = engine_settings(args)
+    check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
+    # The page is served from now on (it says "starting" until the effect is attached),
+    # and a taken port is reported before the seconds of loading and compiling.
+    web = start_web(args)
+    try:
+        return _run_effect(args, settings, web)
+    finally:
+        if web is not None:  # (already stopped, unless the start-up failed)
+            web.stop()
+
+
+def _run_effect(args: argparse.Namespace, settings: Any, web: Any) -> int:
+    from aether_rt.control import StateBox
+    from aether_rt.engine import Engine
+
     model, preset = model_and_preset(args)
     library = read_ir_library(args, model)
     state = control_state(args, model.config.latent_dim, preset, model)
-    source, rate = None, args.samplerate
-    if is_source(args.input):
-        source, file_rate, _ = load_source(args.input, args.samplerate)
-        rate = args.samplerate or file_rate
-    settings = EngineSettings(
-        samplerate=rate or 48_000,
-        blocksize=args.blocksize,
-        input_device=None if source is not None else args.input,
-        output_device=args.output,
-        out_channels=args.channels,
-        in_channels=args.in_channels,
-        callback=args.callback,
-        control_rate_hz=args.control_rate,
-    )
+    source = load_source(args.input, settings.samplerate)[0] if is_source(args.input) else None
     engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
                     record_dir=Path(args.record) if args.record else None)  # fmt: skip
     shelf = preset_shelf(args, model, preset)
     osc = start_osc(args, engine, shelf)
-    web = None
     # Threads doing JAX work beside the run; joined before returning (a daemon thread in XLA
     # code at interpreter shutdown crashed the process: exit status -11 after a port error).
     background: list[threading.Thread] = []
     stop = threading.Event()
     try:
-        web = start_web(args, engine, model, shelf)
+        if web is not None:  # pictures from the cache now; the ones it lacks follow, once the audio runs
+            from aether_rt.web.pictures import start_drawing
+
+            attach_web(web, engine, model, shelf)
+            audio_runs = lambda: engine.clock() > 0.0  # noqa: E731
+            background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop, after=audio_runs)
         if shelf is not None:
             background += warm_centres(args, model)
         if library is not None:
@@ -216,10 +220,54 @@ def _run(args: argparse.Namespace) -> int:
         for server in (web, osc):
             if server is not None:
                 server.stop()
-        for thread in background:  # at most the chunk or the preset in flight
+        for thread in background:  # at most the chunk, preset or picture in flight
             thread.join()
     print("aether-rt: " + engine.report(), file=sys.stderr)
     return status
+
+
+def engine_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~aether_rt.engine.EngineSettings` of a run: devices, rate, channels, blocks.
+
+    The rate is ``--samplerate``, else an ``--input`` file's own (read from its header),
+    else 48 kHz. With a source (``demo`` or a file) there is no input device.
+
+    Raises:
+        UserError: an ``--input`` file that cannot be read.
+
+    """
+    from aether_rt.audio_files import audio_rate
+    from aether_rt.engine import EngineSettings
+
+    rate = args.samplerate
+    if rate is None and is_source(args.input) and args.input != "demo":
+        rate = audio_rate(Path(args.input))
+    return EngineSettings(
+        samplerate=rate or 48_000,
+        blocksize=args.blocksize,
+        input_device=None if is_source(args.input) else args.input,
+        output_device=args.output,
+        out_channels=args.channels,
+        in_channels=args.in_channels,
+        callback=args.callback,
+        control_rate_hz=args.control_rate,
+    )
+
+
+def check_devices(settings: Any, *, output_only: bool) -> None:
+    """Check the devices can run the stream (:func:`~aether_rt.audio.devices.check_stream`).
+
+    Raises:
+        UserError: no device, no such device, or a rate or channel count it refuses.
+
+    """
+    from aether_rt.audio.devices import check_stream
+
+    check_stream(
+        input_device=settings.input_device, output_device=settings.output_device,
+        samplerate_hz=settings.samplerate, out_channels=settings.out_channels,
+        in_channels=settings.in_channels, output_only=output_only,
+    )  # fmt: skip
 
 
 def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
@@ -317,21 +365,11 @@ def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
     return server
 
 
-def web_images(model: Any, sample_rate_hz: float) -> dict[str, bytes]:
-    """The pictures the page shows, drawn now (before the audio starts): sweep, map, latent planes."""
-    from aether_rt.plots import figure_png, plane_png, save_map, save_sweep
+def start_web(args: argparse.Namespace) -> Any:
+    """The web page's server for a run (None without ``--web``), listening before the effect is built.
 
-    images = {
-        "sweep": figure_png(save_sweep, model, sample_rate_hz=sample_rate_hz),
-        "map": figure_png(save_map, model, sample_rate_hz=sample_rate_hz),
-    }
-    for a in range(0, model.config.latent_dim - 1, 2):
-        images[f"plane-{a}-{a + 1}"] = plane_png(model, (a, a + 1), sample_rate_hz=sample_rate_hz)
-    return images
-
-
-def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> Any:
-    """The web page's server for a run (None without ``--web``), serving before the audio starts.
+    Until :func:`attach_web`, it serves the page and answers its socket and pictures
+    with 503 "starting" (the page retries by itself).
 
     Raises:
         UserError: the port is taken or the host is not this machine's.
@@ -341,19 +379,7 @@ def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> 
 
     if args.web is None:
         return None
-    fs = float(engine.stream.samplerate)
-    server = WebServer(
-        engine.box,
-        engine.clock,
-        sample_rate_hz=fs,
-        coeffs=engine.bank.coeffs_in_use,
-        meters=engine.meters,
-        presets=shelf,
-        images=web_images(model, fs),
-        host=args.web_host,
-        port=args.web,
-        allow_hosts=tuple(args.web_allow_host or ()),
-    )
+    server = WebServer(None, host=args.web_host, port=args.web, allow_hosts=tuple(args.web_allow_host or ()))
     server.start()
     if args.web_host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("aether_rt").warning(
@@ -361,6 +387,20 @@ def start_web(args: argparse.Namespace, engine: Any, model: Any, shelf: Any) -> 
             args.web_host, server.port,
         )  # fmt: skip
     return server
+
+
+def attach_web(server: Any, engine: Any, model: Any, shelf: Any) -> None:
+    """Connect the page's server to the built engine, before the audio starts.
+
+    Its pictures are those cached for this model and rate
+    (:func:`~aether_rt.web.pictures.cached_pictures`); the caller draws the rest
+    (:func:`~aether_rt.web.pictures.start_drawing`).
+    """
+    from aether_rt.web.pictures import cached_pictures
+
+    fs = float(engine.stream.samplerate)
+    server.attach(engine.box, engine.clock, sample_rate_hz=fs, coeffs=engine.bank.coeffs_in_use, meters=engine.meters,
+                  presets=shelf, images=cached_pictures(model, fs))  # fmt: skip
 
 
 def osc_options(args: argparse.Namespace) -> tuple[list[tuple[str, int]], list[Any] | None]:

@@ -3,11 +3,14 @@
 The ``websockets`` library does all of HTTP and WebSocket framing; this module decides
 what to answer. One thread, whatever the number of pages:
 
-* **requests**: the page's files (package data, read once at start) and the pictures
-  drawn at start (sweep, map, latent planes), after the Host check; ``/ws`` after the
-  Host and Origin checks (:func:`host_allowed`, :func:`origin_allowed`): a page from
-  another site, or reached through a DNS name that points here (DNS rebinding), cannot
-  open the socket.
+* **requests**: the page's files (package data, read once at start) and its pictures
+  (sweep, map, latent planes: :mod:`aether_rt.web.pictures`), after the Host check;
+  ``/ws`` after the Host and Origin checks (:func:`host_allowed`,
+  :func:`origin_allowed`): a page from another site, or reached through a DNS name that
+  points here (DNS rebinding), cannot open the socket.
+* **pictures** are drawn in the background when not cached: one still being drawn is
+  answered 503 with ``Retry-After``, and every page is sent ``{"type": "image",
+  "name": ...}`` when it is ready (and after its hello, for each one that is).
 * **messages** from a page are checked (:mod:`aether_rt.web.protocol`) and applied to
   the :class:`~aether_rt.control.StateBox`, like OSC; every one gets an ack or an error.
 * **frames**: ~30 times a second, while a page is open, the server reads the moving z,
@@ -50,6 +53,7 @@ from aether_rt.control import StateBox, crossfade_to
 from aether_rt.errors import UserError
 from aether_rt.modulation import latent_at
 from aether_rt.web import protocol
+from aether_rt.web.pictures import Pictures
 
 log = logging.getLogger("aether_rt.web")
 #: The websockets library's own log ("server listening", handshake failures a refusal already counts).
@@ -141,14 +145,20 @@ class _Page:
 class WebServer:
     """The web page's server (see the module docstring).
 
+    It can listen before the effect exists (``box=None``, then :meth:`attach`): ``run``
+    starts it before the slow part of its start-up, so the page is served at once (its
+    socket and pictures answer 503 "starting" until then; the page retries every second)
+    and a taken port is reported before anything is loaded.
+
     Args:
-        box: the control state it drives.
+        box: the control state it drives (None: attached later).
         clock: the audio sample clock in seconds (what the LFOs run on).
         sample_rate_hz: the rate the tables are designed for.
         coeffs: the coefficient table the audio is running now, ``[n_filters, 5]``.
         meters: the engine's live figures (None: the page shows none).
         presets: the run's preset shelf (None: no preset picker).
-        images: pictures drawn at start, by name (served at ``/img/NAME.png``).
+        images: the page's pictures (served at ``/img/NAME.png``): a :class:`Pictures`
+            store filled in the background, or PNG bytes by name.
         host: interface to bind (127.0.0.1: this machine only).
         port: TCP port (0: any free one; see :attr:`port`).
         allow_hosts: DNS names the page may be opened by, beside localhost and IP addresses.
@@ -158,31 +168,32 @@ class WebServer:
 
     def __init__(
         self,
-        box: StateBox,
-        clock: Callable[[], float],
+        box: StateBox | None,
+        clock: Callable[[], float] | None = None,
         *,
-        sample_rate_hz: float,
-        coeffs: Callable[[], np.ndarray],
+        sample_rate_hz: float = 0.0,
+        coeffs: Callable[[], np.ndarray] | None = None,
         meters: Callable[[], dict[str, Any]] | None = None,
         presets: Any = None,
-        images: dict[str, bytes] | None = None,
+        images: Pictures | dict[str, bytes] | None = None,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         allow_hosts: tuple[str, ...] = (),
         frame_rate_hz: float = FRAME_RATE_HZ,
     ) -> None:
-        self.box, self.clock, self.sample_rate_hz = box, clock, float(sample_rate_hz)
-        self.coeffs, self.meters, self.presets = coeffs, meters, presets
         self.host, self._port, self.allow_hosts = host, port, tuple(allow_hosts)
         self.frame_rate_hz = float(frame_rate_hz)
-        self.latent_dim = box.state.modulation.latent_dim
-        self.addresses = protocol.page_addresses(self.latent_dim)
         self.counters = dict.fromkeys(
             ("requests", "refused", "pages", "messages", "applied", "errors", "frames", "frames_skipped",
              "slow_pages_dropped"), 0,
         )  # fmt: skip
-        self._files = self._load_files(images or {})
-        self._images = sorted(images or {})
+        self._files = self._load_files()
+        self._attached = False
+        if box is not None:
+            if clock is None or coeffs is None:
+                raise TypeError("a WebServer with a box needs its clock and coeffs")
+            self.attach(box, clock, sample_rate_hz=sample_rate_hz, coeffs=coeffs, meters=meters, presets=presets,
+                        images=images)  # fmt: skip
         self._pages: set[_Page] = set()
         self._ready = threading.Event()
         self._error: OSError | None = None
@@ -193,14 +204,32 @@ class WebServer:
         self._frame_failed = False
         self._library: str | None = None
 
+    def attach(
+        self,
+        box: StateBox,
+        clock: Callable[[], float],
+        *,
+        sample_rate_hz: float,
+        coeffs: Callable[[], np.ndarray],
+        meters: Callable[[], dict[str, Any]] | None = None,
+        presets: Any = None,
+        images: Pictures | dict[str, bytes] | None = None,
+    ) -> None:
+        """Connect the effect (the arguments as in the class's); pages may open their socket from now on."""
+        self.box, self.clock, self.sample_rate_hz = box, clock, float(sample_rate_hz)
+        self.coeffs, self.meters, self.presets = coeffs, meters, presets
+        self.latent_dim = box.state.modulation.latent_dim
+        self.addresses = protocol.page_addresses(self.latent_dim)
+        self.pictures = images if isinstance(images, Pictures) else Pictures(sorted(images or {}), images)
+        self.pictures.subscribe(self._picture_ready)
+        self._attached = True  # last: the server's thread reads it before anything above
+
     @staticmethod
-    def _load_files(images: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
+    def _load_files() -> dict[str, tuple[bytes, str]]:
         static = resources.files("aether_rt.web") / "static"
         files = {}
         for path, name in STATIC_FILES.items():
             files[path] = ((static / name).read_bytes(), CONTENT_TYPES["." + name.rsplit(".", 1)[1]])
-        for name, png in images.items():
-            files[f"/img/{name}.png"] = (png, CONTENT_TYPES[".png"])
         return files
 
     # -- lifecycle --------------------------------------------------------------------
@@ -256,6 +285,12 @@ class WebServer:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
                 self._loop.call_soon_threadsafe(self._broadcast_text, text)
 
+    def _picture_ready(self, name: str) -> None:
+        """Tell every page a picture is ready (called on the drawing thread)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                self._loop.call_soon_threadsafe(self._broadcast, _image_message(name))
+
     def _run(self) -> None:
         asyncio.run(self._main())
 
@@ -297,6 +332,8 @@ class WebServer:
                 "allow a name of your own with --web-allow-host NAME\n",
             )
         path = urlsplit(request.path).path
+        if not self._attached and (path == "/ws" or path.startswith("/img/")):
+            return _unavailable("aether-rt: the effect is starting; the page connects by itself when it is ready\n")
         if path == "/ws":
             origin = request.headers.get("Origin")
             if not origin_allowed(origin, host or ""):
@@ -305,14 +342,23 @@ class WebServer:
                             origin)  # fmt: skip
                 return connection.respond(HTTPStatus.FORBIDDEN, "aether-rt: pages from elsewhere cannot connect\n")
             return None
+        if path.startswith("/img/") and path.endswith(".png"):
+            return self._picture(connection, path[len("/img/") : -len(".png")])
         found = self._files.get("/" if path == "/index.html" else path)
         if path == "/favicon.ico":
             return Response(HTTPStatus.NO_CONTENT.value, HTTPStatus.NO_CONTENT.phrase, Headers(SECURITY_HEADERS))
         if found is None:
             return connection.respond(HTTPStatus.NOT_FOUND, f"aether-rt: nothing at {path}\n")
-        body, content_type = found
-        headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), *SECURITY_HEADERS])
-        return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+        return _ok(*found)
+
+    def _picture(self, connection: ServerConnection, name: str) -> Response:
+        """A picture, or 503 while it is being drawn (the page waits for its ``image`` message)."""
+        if name not in self.pictures.names:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"aether-rt: no picture called {name}\n")
+        png = self.pictures.get(name)
+        if png is None:
+            return _unavailable(f"aether-rt: the {name} picture is being drawn; it is sent when ready\n")
+        return _ok(png, CONTENT_TYPES[".png"])
 
     # -- a page's connection ----------------------------------------------------------
 
@@ -327,7 +373,10 @@ class WebServer:
         page = _Page(ws)
         self._pages.add(page)
         self.counters["pages"] += 1
-        page.post(self._dumps(protocol.hello(self.latent_dim, self.sample_rate_hz, self._preset_names(), self._images)))
+        hello = protocol.hello(self.latent_dim, self.sample_rate_hz, self._preset_names(), list(self.pictures.names))
+        page.post(self._dumps(hello))
+        for name in self.pictures.ready():  # the rest follow as they are drawn (_picture_ready)
+            page.post(self._dumps(_image_message(name)))
         if self._library is not None:
             page.post(self._library)
         sender = asyncio.create_task(self._sender(page))
@@ -443,3 +492,22 @@ class WebServer:
                     self.counters["frames_skipped"] += 1
                 page.frame = text
                 page.wake.set()
+
+
+def _ok(body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), *SECURITY_HEADERS])
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+def _unavailable(text: str) -> Response:
+    """503 with ``Retry-After``: not yet (the effect starting, a picture being drawn)."""
+    body = text.encode()
+    headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                       ("Retry-After", "1"), *SECURITY_HEADERS])  # fmt: skip
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _image_message(name: str) -> dict[str, Any]:
+    """``/img/NAME.png`` can be loaded now."""
+    return {"type": "image", "name": name}

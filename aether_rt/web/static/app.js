@@ -29,7 +29,7 @@ function connect() {
   ws.onopen = () => { page.stats.connected = true; setLink(true, "connected"); };
   ws.onclose = () => {
     page.stats.connected = false;
-    setLink(false, "disconnected, retrying…");
+    setLink(false, page.hello ? "disconnected, retrying…" : "the effect is starting…"); // refused (503) until it runs
     setTimeout(connect, 1000);
   };
   ws.onmessage = (event) => handle(JSON.parse(event.data));
@@ -82,6 +82,7 @@ function handle(msg) {
     fillPresets(msg.names, msg.current);
     say(`saved preset ${msg.current}`, true);
   } else if (msg.type === "library") showLibrary(msg);
+  else if (msg.type === "image") showImage(msg.name);
 }
 
 // -- building the page from the hello ------------------------------------------------
@@ -115,7 +116,23 @@ function setup(hello) {
     const name = img.dataset.image;
     const figure = img.closest("figure");
     figure.hidden = !hello.images.includes(name);
-    if (!figure.hidden) img.src = `/img/${name}.png`;
+    figure.classList.toggle("drawing", !figure.hidden); // until its "image" message: drawn at start
+  }
+}
+
+// A picture is ready on the server (cached, or drawn in the background since the start): load it.
+function showImage(name) {
+  const src = `/img/${name}.png`;
+  const img = document.querySelector(`img[data-image="${name}"]`);
+  if (img) {
+    img.onload = () => img.closest("figure").classList.remove("drawing");
+    img.src = src;
+  }
+  const canvas = document.getElementById(name); // a plane (canvas id plane-A-B): its backdrop
+  if (canvas && canvas.tagName === "CANVAS") {
+    const backdrop = new Image();
+    backdrop.src = src;
+    canvas.backdrop = backdrop;
   }
 }
 
@@ -356,12 +373,6 @@ function makePlane(a, b) {
   const canvas = document.createElement("canvas");
   canvas.id = `plane-${a}-${b}`;
   canvas.dataset.dims = `${a},${b}`;
-  const name = `plane-${a}-${b}`;
-  if (page.hello.images.includes(name)) {
-    const img = new Image();
-    img.src = `/img/${name}.png`;
-    canvas.backdrop = img;
-  }
   const caption = document.createElement("figcaption");
   caption.textContent = `z${a} → , z${b} ↑ (colour: spectral centroid)`;
   figure.append(canvas, caption);
