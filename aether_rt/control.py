@@ -31,6 +31,7 @@ from aether_rt.dsp import arena as ar
 from aether_rt.dsp.bank import BiquadBank
 from aether_rt.models.checkpoint import LoadedModel
 from aether_rt.modulation import MAX_MORPH_S, Modulation, latent_at
+from aether_rt.params import GAIN_RANGE_DB, MIX_RANGE
 
 #: Output ceiling: nothing above -0.1 dBFS reaches the device.
 CEILING_DBFS = -0.1
@@ -44,7 +45,6 @@ DC_CORNER_HZ = 10.0
 #: Limiter recovery time constant; peak-meter fall time constant.
 LIMIT_RELEASE_S = 0.050
 METER_FALL_S = 0.300
-GAIN_RANGE_DB = (-60.0, 24.0)
 #: Shortest gap between two control steps when state changes wake the thread early.
 MIN_WAKE_GAP_S = 0.0005
 
@@ -73,8 +73,8 @@ class ControlState:
     crossfade_s: float = CROSSFADE_S
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.mix) and 0.0 <= self.mix <= 1.0):
-            raise ValueError(f"mix must be in [0, 1], got {self.mix!r}")
+        if not (math.isfinite(self.mix) and MIX_RANGE[0] <= self.mix <= MIX_RANGE[1]):
+            raise ValueError(f"mix must be in [{MIX_RANGE[0]:g}, {MIX_RANGE[1]:g}], got {self.mix!r}")
         lo, hi = GAIN_RANGE_DB
         for name in ("input_gain_db", "output_gain_db"):
             value = getattr(self, name)

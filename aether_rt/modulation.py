@@ -38,19 +38,29 @@ from typing import Literal
 
 import numpy as np
 
+from aether_rt.params import (
+    BEATS_RANGE,
+    DEPTH_FAST,
+    DEPTH_SLOW,
+    MODES,
+    RATE_FAST_HZ,
+    RATE_RANGE_HZ,
+    RATE_SLOW_HZ,
+    TEMPO_BPM,
+    TEMPO_RANGE_BPM,
+)
+
 Mode = Literal["spiral", "drift", "static", "manual"]
-MODES: tuple[Mode, ...] = ("spiral", "drift", "static", "manual")
-MAX_RATE_HZ = 20.0
-MIN_BEATS, MAX_BEATS = 1.0 / 16.0, 256.0  # with sync: a cycle lasts this many beats
+MAX_RATE_HZ = RATE_RANGE_HZ[1]
+MIN_BEATS, MAX_BEATS = BEATS_RANGE  # with sync: a cycle lasts this many beats
 MIN_SLOW_RATIO, MAX_SLOW_RATIO = 0.1, 10.0
 MAX_MORPH_S = 30.0
 #: The region the model learned, ``|z_i| <= 2`` (the prior's +-2 sigma): the default bound of
 #: the motion, the dashed square of the maps and the page, where ``encode --refine`` searches.
 LEARNED_BOUND = 2.0
 _DRIFT_RATIOS = (0.61, 1.0, 1.53)  # incommensurate: the sum never repeats audibly
-#: The default excursions: the fast pair's radius, and every other (slow) dim's depth.
-DEPTH_FAST = 1.0
-DEPTH_SLOW = 0.8
+# The default excursions (DEPTH_FAST: the fast pair's radius; DEPTH_SLOW: every other
+# dim's depth) and the ranges are the parameter registry's (aether_rt/params.py).
 #: The fast pair unless told otherwise: z0 and z1.
 FAST_DIMS = (0, 1)
 
@@ -93,11 +103,11 @@ class Modulation:
     mode: Mode = "spiral"
     center: tuple[float, ...] = (0.0,) * 4  # the shipped model's size; see for_latent_dim
     depth: tuple[float, ...] = (DEPTH_FAST,) * 2 + (DEPTH_SLOW,) * 2
-    rate_fast_hz: float = 0.5
-    rate_slow_hz: float = 0.05
+    rate_fast_hz: float = RATE_FAST_HZ
+    rate_slow_hz: float = RATE_SLOW_HZ
     fast_dims: tuple[int, int] = FAST_DIMS
     sync: bool = False
-    tempo_bpm: float = 120.0
+    tempo_bpm: float = TEMPO_BPM
     phase_origin_s: float = 0.0
     bound: float = LEARNED_BOUND
     seed: int = 0
@@ -134,8 +144,9 @@ class Modulation:
                 )
             if not self.sync and not 0.0 <= value <= MAX_RATE_HZ:
                 raise ValueError(f"{name} must be in [0, {MAX_RATE_HZ:g}] Hz, got {value!r}")
-        if not (math.isfinite(self.tempo_bpm) and 20.0 <= self.tempo_bpm <= 400.0):
-            raise ValueError(f"tempo_bpm must be in [20, 400], got {self.tempo_bpm!r}")
+        lo, hi = TEMPO_RANGE_BPM
+        if not (math.isfinite(self.tempo_bpm) and lo <= self.tempo_bpm <= hi):
+            raise ValueError(f"tempo_bpm must be in [{lo:g}, {hi:g}], got {self.tempo_bpm!r}")
         if not (math.isfinite(self.bound) and 0.0 < self.bound <= 10.0):
             raise ValueError(f"bound must be in (0, 10], got {self.bound!r}")
         ratios_ok = self.slow_ratio is None or (

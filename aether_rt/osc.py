@@ -18,13 +18,16 @@ Two threads, always two, whatever arrives:
 Mistakes (unknown address, wrong type tags or count, NaN/Inf, a non-UTF-8 string, a
 malformed packet, a bad time tag) are counted and logged at most once per
 :data:`WARN_INTERVAL_S` per kind, naming the address, and change nothing. Out-of-range
-numbers are clamped. The address space is in docs/osc.md and in :data:`ADDRESSES`.
+numbers are clamped. The address space is in docs/osc.md and :mod:`aether_rt.addresses`
+(transport-free, shared with the web page and MIDI); the wire format in
+:mod:`aether_rt.osc_wire`.
 """
 
 from __future__ import annotations
 
 import heapq
 import ipaddress
+import json
 import logging
 import math
 import socket
@@ -32,30 +35,23 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from pythonosc import osc_message
 from pythonosc.osc_bundle_builder import OscBundleBuilder
-from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from aether_rt.control import GAIN_RANGE_DB, ControlState, StateBox, crossfade_to
+from aether_rt.addresses import FEEDBACK_DECIMALS, Addresses, RejectedError, numbers_arg, state_view, text_arg
+from aether_rt.control import ControlState, StateBox, crossfade_to
 from aether_rt.errors import UserError
-from aether_rt.modulation import (
-    DEPTH_FAST,
-    DEPTH_SLOW,
-    MAX_BEATS,
-    MAX_RATE_HZ,
-    MIN_BEATS,
-    MODES,
-    latent_at,
-    pair_depths,
-)
+from aether_rt.modulation import latent_at
+from aether_rt.osc_wire import parse_message
+from aether_rt.params import describe
 
 log = logging.getLogger("aether_rt.osc")
+
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 9000
 FEEDBACK_RATE_HZ = 30.0
@@ -73,307 +69,6 @@ MAX_DATAGRAM = 65_536
 #: Status replies: at most this many a second per client and overall (with a burst).
 STATUS_RATE_PER_CLIENT_HZ = 20.0
 STATUS_RATE_HZ, STATUS_BURST = 100.0, 20.0
-#: Feedback values are rounded to this (so the moving z is not sent for invisible changes).
-FEEDBACK_DECIMALS = 4
-#: Normalised rates: 0 is stopped, 0..1 spans RATE_NORM_HZ (Hz) or BEATS_NORM (beats) logarithmically.
-RATE_NORM_HZ = (0.01, MAX_RATE_HZ)
-BEATS_NORM = (MIN_BEATS, MAX_BEATS)
-TEMPO_RANGE_BPM = (20.0, 400.0)
-
-
-class RejectedError(Exception):
-    """A message that changes nothing (the text says why)."""
-
-
-# -- value conversions (one definition each: handlers, feedback, docs and tests use them) --
-
-
-def to_norm(value: float, lo: float, hi: float, scale: str) -> float:
-    """A value in ``[lo, hi]`` as 0..1: ``lin``, ``log`` (lo > 0), or ``log0`` (0 maps to 0)."""
-    if scale == "lin":
-        return (value - lo) / (hi - lo)
-    if scale == "log0" and value <= 0.0:
-        return 0.0
-    return math.log(max(value, lo) / lo) / math.log(hi / lo)
-
-
-def from_norm(x: float, lo: float, hi: float, scale: str) -> float:
-    """Inverse of :func:`to_norm` (``x`` clamped to 0..1)."""
-    x = min(max(x, 0.0), 1.0)
-    if scale == "lin":
-        return lo + x * (hi - lo)
-    if scale == "log0" and x == 0.0:
-        return 0.0
-    return lo * (hi / lo) ** x
-
-
-def _rate_range(state: ControlState) -> tuple[float, float, str]:
-    return (*BEATS_NORM, "log") if state.modulation.sync else (*RATE_NORM_HZ, "log0")
-
-
-@dataclass(frozen=True)
-class Scalar:
-    """A continuous parameter: plain address in its unit, ``/norm`` in 0..1."""
-
-    get: Callable[[ControlState], float]
-    put: Callable[[ControlState, float, float], ControlState]  # (state, value, now_s)
-    span: Callable[[ControlState], tuple[float, float, str]]  # (lo, hi, norm scale: lin, log, log0)
-    unit: str
-
-
-def _set_depth(state: ControlState, value: float, _t: float) -> ControlState:
-    """The fast pair's radius; the other dims keep their proportion to it."""
-    mod = state.modulation
-    a = mod.fast_dims[0] if mod.latent_dim >= 2 else 0
-    old = mod.depth[a]
-    if old > 0:
-        depth = tuple(min(d * value / old, 2 * mod.bound) for d in mod.depth)
-    else:
-        depth = pair_depths(mod.latent_dim, mod.fast_dims, value, value * DEPTH_SLOW / DEPTH_FAST)
-    return replace(state, modulation=replace(mod, depth=depth))
-
-
-def _rate_put(key: str) -> Callable[[ControlState, float, float], ControlState]:
-    def put(state: ControlState, value: float, t: float) -> ControlState:
-        if state.modulation.sync and 0.0 < value < MIN_BEATS:
-            value = MIN_BEATS
-        return replace(state, modulation=state.modulation.retimed(t, **{key: value}))
-
-    return put
-
-
-def _rate_span(state: ControlState) -> tuple[float, float, str]:
-    return _rate_range(state)
-
-
-SCALARS: dict[str, Scalar] = {
-    "/aether/mix": Scalar(lambda s: s.mix, lambda s, v, t: replace(s, mix=v), lambda s: (0.0, 1.0, "lin"), "0..1"),
-    "/aether/gain/in": Scalar(
-        lambda s: s.input_gain_db, lambda s, v, t: replace(s, input_gain_db=v), lambda s: (*GAIN_RANGE_DB, "lin"), "dB"
-    ),
-    "/aether/gain/out": Scalar(
-        lambda s: s.output_gain_db,
-        lambda s, v, t: replace(s, output_gain_db=v),
-        lambda s: (*GAIN_RANGE_DB, "lin"),
-        "dB",
-    ),
-    "/aether/depth": Scalar(
-        lambda s: s.modulation.depth[s.modulation.fast_dims[0] if s.modulation.latent_dim >= 2 else 0],
-        _set_depth,
-        lambda s: (0.0, 2 * s.modulation.bound, "lin"),
-        "z units",
-    ),
-    "/aether/rate/fast": Scalar(lambda s: s.modulation.rate_fast_hz, _rate_put("rate_fast_hz"), _rate_span, "Hz"),
-    "/aether/rate/slow": Scalar(lambda s: s.modulation.rate_slow_hz, _rate_put("rate_slow_hz"), _rate_span, "Hz"),
-    "/aether/tempo": Scalar(
-        lambda s: s.modulation.tempo_bpm,
-        lambda s, v, t: replace(s, modulation=s.modulation.retimed(t, tempo_bpm=v)),
-        lambda s: (*TEMPO_RANGE_BPM, "lin"),
-        "BPM",
-    ),
-}
-
-
-def _set_sync(state: ControlState, on: bool, t: float) -> ControlState:
-    """Switch rates between Hz and beats per cycle, keeping the speed (as near as the ranges allow)."""
-    mod = state.modulation
-    if on == mod.sync:
-        return state
-    beat_hz = mod.tempo_bpm / 60.0
-    if on:
-        conv = lambda hz: 0.0 if hz <= 0 else min(max(beat_hz / hz, MIN_BEATS), MAX_BEATS)  # noqa: E731
-        rates = [conv(r) for r in (mod.rate_fast_hz, mod.rate_slow_hz)]
-    else:
-        rates = [min(r, MAX_RATE_HZ) for r in mod.rates_hz()]
-    return replace(state, modulation=mod.retimed(t, sync=on, rate_fast_hz=rates[0], rate_slow_hz=rates[1]))
-
-
-def state_view(state: ControlState, live_z: np.ndarray, preset: str = "") -> dict[str, tuple[Any, ...]]:
-    """Every fed-back address with its current arguments (plain and ``/norm`` forms).
-
-    ``/aether/z`` (and its parts, and ``/aether/xy``) carry the moving z; ``/aether/center``
-    the centre it moves around.
-    """
-    mod = state.modulation
-    bound = mod.bound
-    r = lambda v: round(float(v), FEEDBACK_DECIMALS)  # noqa: E731
-    zn = lambda v: r(to_norm(float(v), -bound, bound, "lin"))  # noqa: E731
-    view: dict[str, tuple[Any, ...]] = {
-        "/aether/z": tuple(r(v) for v in live_z),
-        "/aether/z/norm": tuple(zn(v) for v in live_z),
-        "/aether/center": tuple(r(v) for v in mod.center),
-        "/aether/center/norm": tuple(zn(v) for v in mod.center),
-        "/aether/mode": (mod.mode,),
-        "/aether/bypass": (int(state.bypass),),
-        "/aether/sync": (int(mod.sync),),
-        "/aether/preset": (preset,),
-    }
-    for i, v in enumerate(live_z):
-        view[f"/aether/z/{i}"], view[f"/aether/z/{i}/norm"] = (r(v),), (zn(v),)
-    for i, v in enumerate(mod.center):
-        view[f"/aether/center/{i}"], view[f"/aether/center/{i}/norm"] = (r(v),), (zn(v),)
-    if mod.latent_dim >= 2:
-        a, b = mod.fast_dims
-        view["/aether/xy"], view["/aether/xy/norm"] = (r(live_z[a]), r(live_z[b])), (zn(live_z[a]), zn(live_z[b]))
-    for address, p in SCALARS.items():
-        lo, hi, scale = p.span(state)
-        value = p.get(state)
-        view[address], view[address + "/norm"] = (r(value),), (r(to_norm(value, lo, hi, scale)),)
-    return view
-
-
-# -- the address table ------------------------------------------------------------------
-
-
-def _number(address: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise RejectedError(f"{address}: expected a number, got {type(v).__name__}")
-    if not math.isfinite(v):
-        raise RejectedError(f"{address}: {v} is not a finite number")
-    return float(v)
-
-
-def _numbers(address: str, args: list[Any], n: int) -> list[float]:
-    if len(args) != n:
-        raise RejectedError(f"{address}: expected {n} number(s), got {len(args)} argument(s)")
-    return [_number(address, v) for v in args]
-
-
-def _flag(address: str, args: list[Any]) -> bool:
-    if len(args) != 1:
-        raise RejectedError(f"{address}: expected one argument (0 or 1), got {len(args)}")
-    v = args[0]
-    if isinstance(v, bool):
-        return v
-    return _number(address, v) >= 0.5  # TouchOSC toggles send 0.0/1.0
-
-
-def _text(address: str, args: list[Any]) -> str:
-    if len(args) != 1 or not isinstance(args[0], str):
-        raise RejectedError(f"{address}: expected one string")
-    return args[0]
-
-
-def _clamp(value: float, lo: float, hi: float) -> float:
-    return min(max(value, lo), hi)
-
-
-class Addresses:
-    """The address space: parses a message and returns the new state (pure, no I/O).
-
-    Args:
-        latent_dim: the model's latent dims.
-        strict: refuse out-of-range values (the web page's rule) instead of clamping them
-            (OSC's rule: a fader overshooting by a hair still lands at the end).
-        z_limit: if given, plain z and centre values may go this far (the web page's
-            sliders reach past the learned region), widening the motion's bound to
-            reach them; otherwise they stay within the bound.
-
-    """
-
-    def __init__(self, latent_dim: int, *, strict: bool = False, z_limit: float | None = None) -> None:
-        self.latent_dim, self.strict, self.z_limit = latent_dim, strict, z_limit
-        self.clamped = 0
-
-    def names(self) -> list[str]:
-        """Every address that changes the state (the documented table)."""
-        n = self.latent_dim
-        out = ["/aether/z", "/aether/z/norm", "/aether/center", "/aether/center/norm", "/aether/xy", "/aether/xy/norm"]
-        out += [f"/aether/{k}/{i}{s}" for k in ("z", "center") for i in range(n) for s in ("", "/norm")]
-        out += [a + s for a in SCALARS for s in ("", "/norm")]
-        out += ["/aether/mode", "/aether/bypass", "/aether/sync", "/aether/reset"]
-        return out
-
-    def _bounded(self, value: float, lo: float, hi: float, address: str = "") -> float:
-        if not lo <= value <= hi:
-            if self.strict:
-                raise RejectedError(f"{address}: {value:g} is outside [{lo:g}, {hi:g}]")
-            self.clamped += 1
-        return _clamp(value, lo, hi)
-
-    def _unit(self, value: float, address: str) -> float:
-        """A /norm value: 0..1 (clamped, or refused when strict)."""
-        return self._bounded(value, 0.0, 1.0, address) if self.strict else value
-
-    def apply(self, state: ControlState, address: str, args: list[Any], now_s: float) -> ControlState:
-        """The state after ``address args`` at sample-clock time ``now_s``.
-
-        Raises:
-            RejectedError: an unknown address, or arguments of the wrong type or count.
-            KeyError: an address this table does not handle (callers handle it).
-
-        """
-        mod = state.modulation
-        bound, n = mod.bound, mod.latent_dim
-        norm = address.endswith("/norm")
-        base = address[: -len("/norm")] if norm else address
-
-        limit = bound if self.z_limit is None else max(bound, self.z_limit)
-
-        def z_values(values: list[float]) -> list[float]:
-            if norm:
-                return [from_norm(self._unit(v, address), -bound, bound, "lin") for v in values]
-            values = [self._bounded(v, -limit, limit, address) for v in values]
-            nonlocal mod
-            peak = max(abs(v) for v in values)
-            if peak > mod.bound:  # only with z_limit: the motion's clip widens to reach the value
-                mod = replace(mod, bound=peak)
-            return values
-
-        if base in SCALARS:
-            p = SCALARS[base]
-            (value,) = _numbers(address, args, 1)
-            lo, hi, scale = p.span(state)
-            floor = 0.0 if scale == "log0" else lo  # log0: lo is the norm's low end; 0 (stopped) is allowed
-            if norm:
-                value = from_norm(self._unit(value, address), lo, hi, scale)
-            else:
-                value = self._bounded(value, floor, hi, address)
-            return p.put(state, value, now_s)
-        parts = base.split("/")  # ['', 'aether', 'z', '0']
-        if base in ("/aether/z", "/aether/center"):
-            point = tuple(z_values(_numbers(address, args, n)))
-            if base == "/aether/z":  # z itself: the motion stops there
-                return replace(state, modulation=replace(mod.settled(), mode="manual", center=point))
-            return replace(state, modulation=replace(mod, center=point))
-        if len(parts) == 4 and parts[2] in ("z", "center") and parts[3].isdigit():
-            i = int(parts[3])
-            if i >= n:  # a layout made for a bigger model: say so, rather than "unknown address"
-                raise RejectedError(
-                    f"{address}: the model has {n} latent dims, so {parts[2]}/0 .. {parts[2]}/{n - 1} (and the "
-                    f"{n}-value /aether/{parts[2]})"
-                )
-            (value,) = z_values(_numbers(address, args, 1))
-            if parts[2] == "center":
-                center = list(mod.center)
-                center[i] = value
-                return replace(state, modulation=replace(mod, center=tuple(center)))
-            here = [float(v) for v in latent_at(state.modulation, now_s)]  # the others stay where they are now
-            here[i] = value
-            return replace(state, modulation=replace(mod.settled(), mode="manual", center=tuple(here)))
-        if base == "/aether/xy" and n >= 2:
-            x, y = z_values(_numbers(address, args, 2))
-            here = [float(v) for v in latent_at(state.modulation, now_s)]
-            a, b = mod.fast_dims
-            here[a], here[b] = x, y
-            return replace(state, modulation=replace(mod.settled(), mode="manual", center=tuple(here)))
-        if norm:
-            raise KeyError(address)
-        if address == "/aether/mode":
-            mode = _text(address, args)
-            if mode not in MODES:
-                raise RejectedError(f"{address}: mode must be one of {', '.join(MODES)}, got {mode!r}")
-            if mode == mod.mode:
-                return state
-            return crossfade_to(state, replace(state, modulation=replace(mod.settled(), mode=mode)), now_s)
-        if address == "/aether/bypass":
-            return replace(state, bypass=_flag(address, args))
-        if address == "/aether/sync":
-            return _set_sync(state, _flag(address, args), now_s)
-        if address == "/aether/reset":
-            return replace(state, modulation=mod.with_phase_reset(now_s))
-        raise KeyError(address)
-
 
 # -- the server -------------------------------------------------------------------------
 
@@ -436,54 +131,6 @@ def parse_allow(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddres
                 f"--osc-allow {entry!r} is not an IP address or network", "for example 192.168.1.20 or 192.168.1.0/24"
             ) from None
     return nets
-
-
-_MALFORMED = (osc_types.ParseError, osc_message.ParseError, ValueError, IndexError, UnicodeError, struct.error)
-_FIXED_SIZE = {"i": 4, "f": 4, "r": 4, "m": 4, "c": 4, "d": 8, "h": 8, "t": 8}
-_NO_DATA = set("TFNI[]")
-
-
-def _padded_end(data: bytes, start: int) -> int:
-    """End of the 0-terminated, 4-byte padded string at ``start``."""
-    end = data.index(b"\x00", start)  # ValueError if unterminated
-    return (end // 4 + 1) * 4
-
-
-def parse_message(data: bytes) -> OscMessage:
-    """One OSC message, strictly: the type tags must be present and account for every byte.
-
-    python-osc's parser is lenient for old senders (a missing type tag string, a
-    truncated last number read as padding); here those are malformed.
-
-    Raises:
-        ValueError: malformed (also python-osc's ParseError and UnicodeError for bad strings).
-
-    """
-    if len(data) % 4:
-        raise ValueError(f"{len(data)} bytes is not a multiple of 4")
-    index = _padded_end(data, 0)
-    if data[index : index + 1] != b",":
-        raise ValueError("no type tag string")
-    tags_end = _padded_end(data, index)
-    tags = data[index + 1 : data.index(b"\x00", index)].decode("ascii")
-    index = tags_end
-    for tag in tags:
-        if tag in _FIXED_SIZE:
-            index += _FIXED_SIZE[tag]
-        elif tag in "sS":
-            index = _padded_end(data, index)
-        elif tag == "b":
-            (size,) = struct.unpack(">i", data[index : index + 4])
-            if size < 0:
-                raise ValueError("a negative blob size")
-            index += 4 + (size + 3) // 4 * 4
-        elif tag not in _NO_DATA:
-            raise ValueError(f"unknown type tag {tag!r}")
-        if index > len(data):
-            raise ValueError("the arguments are shorter than their type tags say")
-    if index != len(data):
-        raise ValueError(f"{len(data) - index} bytes after the last argument")
-    return OscMessage(data)
 
 
 class OscServer:
@@ -706,6 +353,11 @@ class OscServer:
             if self._may_reply(target):
                 self._send_status(target)
             return
+        if address == "/aether/params":  # the registry as JSON: a client builds its controls from it
+            target = self._reply_to(address, args, sender)
+            if self._may_reply(target):
+                self._send(target, [("/aether/params", (json.dumps(describe(self.box.state)),))])
+            return
         if address == "/aether/subscribe":
             target = self._reply_to(address, args, sender)
             self._add_target(target, permanent=False)
@@ -716,7 +368,7 @@ class OscServer:
             self._remove_target(self._reply_to(address, args, sender))
             return
         if address == "/aether/preset":
-            name = _text(address, args)
+            name = text_arg(address, args)
             if self.recall_preset is None:
                 raise RejectedError(f"{address}: presets cannot be loaded here")
             new = self.recall_preset(name)
@@ -726,7 +378,7 @@ class OscServer:
             self.counters["applied"] += 1
             return
         if address == "/aether/preset/save":
-            name = _text(address, args)
+            name = text_arg(address, args)
             if self.save_preset is None:
                 raise RejectedError(f"{address}: presets cannot be saved here")
             path = self.save_preset(name, self.box.state)
@@ -772,7 +424,7 @@ class OscServer:
     def _reply_to(self, address: str, args: list[Any], sender: tuple[str, int]) -> tuple[str, int]:
         if not args:
             return sender
-        (port,) = _numbers(address, args, 1)
+        (port,) = numbers_arg(address, args, 1)
         if not (port.is_integer() and 0 < port < 65536):
             raise RejectedError(f"{address}: the port must be 1..65535, got {port:g}")
         return sender[0], int(port)

@@ -54,20 +54,20 @@ from typing import Any
 import numpy as np
 import yaml
 
-from aether_rt.control import GAIN_RANGE_DB, PARAM_SMOOTHING_RANGE_S, ControlState
+from aether_rt.control import PARAM_SMOOTHING_RANGE_S, ControlState
 from aether_rt.errors import UserError
 from aether_rt.modulation import (
     DEPTH_FAST,
     DEPTH_SLOW,
     FAST_DIMS,
     MAX_MORPH_S,
-    MAX_RATE_HZ,
     MAX_SLOW_RATIO,
     MIN_SLOW_RATIO,
     MODES,
     Modulation,
     pair_depths,
 )
+from aether_rt.params import BEATS_RANGE, GAIN_RANGE_DB, MIX_RANGE, RATE_RANGE_HZ, TEMPO_RANGE_BPM
 
 USER_DIR = Path("~/.config/aether-rt/presets")
 SUFFIXES = (".yaml", ".yml")
@@ -211,7 +211,7 @@ def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
     given.discard("modulation")
     bound = _number(where, "modulation.bound", section.get("bound", 2.0), 0.01, 10.0)
     sync = _flag(where, "modulation.sync", section.get("sync", False))
-    rate_low, rate_high = (1.0 / 16.0, 256.0) if sync else (0.0, MAX_RATE_HZ)
+    rate_low, rate_high = BEATS_RANGE if sync else RATE_RANGE_HZ
     for key, value in section.items():
         name = f"modulation.{key}"
         if key == "center":
@@ -225,7 +225,7 @@ def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
         elif key == "fast_dims":
             mod[key] = _fast_dims(where, name, value, latent_dim)
         elif key == "tempo_bpm":
-            mod[key] = _number(where, name, value, 20.0, 400.0)
+            mod[key] = _number(where, name, value, *TEMPO_RANGE_BPM)
         elif key == "slow_ratio":
             mod[key] = _per_dim(where, name, value, latent_dim, MIN_SLOW_RATIO, MAX_SLOW_RATIO)
         elif key == "seed":
@@ -236,7 +236,7 @@ def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
             mod[key] = sync if key == "sync" else bound
     top: dict[str, Any] = {}
     if "mix" in data:
-        top["mix"] = _number(where, "mix", data["mix"], 0.0, 1.0)
+        top["mix"] = _number(where, "mix", data["mix"], *MIX_RANGE)
     for key in ("input_gain_db", "output_gain_db"):
         if key in data:
             top[key] = _number(where, key, data[key], *GAIN_RANGE_DB)

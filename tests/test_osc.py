@@ -508,3 +508,36 @@ def test_moving_z_is_fed_back_at_most_30_times_a_second(box: StateBox) -> None:
     finally:
         srv.stop()
         listener.close()
+
+
+def test_params_replies_with_the_registry_as_json(client: SimpleUDPClient, box: StateBox, server: OscServer) -> None:
+    """/aether/params: every parameter's address, unit, range and scale, for a client to build controls from."""
+    import json
+
+    listener = Listener()
+    try:
+        client.send_message("/aether/params", listener.port)
+        (text,) = listener.wait_for("/aether/params")
+    finally:
+        listener.close()
+    served = json.loads(text)
+    assert served["latent_dim"] == box.state.modulation.latent_dim
+    by_address = {p["address"]: p for p in served["params"]}
+    # Ranges as the state classes enforce them: the ends are accepted, just beyond is refused.
+    tempo = by_address["/aether/tempo"]
+    assert (tempo["min"], tempo["max"], tempo["unit"]) == (20.0, 400.0, "BPM")
+    for name in ("gain/in", "gain/out"):
+        p = by_address[f"/aether/{name}"]
+        key = "input_gain_db" if name == "gain/in" else "output_gain_db"
+        box.update(**{key: p["min"]})
+        box.update(**{key: p["max"]})
+        with pytest.raises(ValueError):
+            box.update(**{key: p["max"] + 0.01})
+    assert by_address["/aether/rate/fast"]["scale"] == "log0" and by_address["/aether/rate/fast"]["min"] == 0.0
+    assert by_address["/aether/mode"]["choices"] == ["spiral", "drift", "static", "manual"]
+    # Every served number is an address the server applies (plain and /norm).
+    for p in served["params"]:
+        if p["kind"] == "number":
+            client.send_message(p["address"] + "/norm", 0.5)
+    time.sleep(0.3)
+    assert server.counters["unknown"] == 0 and server.counters["rejected"] == 0

@@ -22,23 +22,19 @@ def add_modulation_args(p: argparse.ArgumentParser, bounded: Any) -> None:
 
     Each overrides the preset's value when given; without a preset the defaults apply.
     """
-    from aether_rt.modulation import MAX_RATE_HZ, MODES
+    from aether_rt.params import MODES, PARAMS
 
     p.add_argument("--preset", help="a preset name (see `aether-rt presets`) or a YAML file; flags override it")
     p.add_argument("--preset-dir", action="append", default=[], help="look for presets here first (repeatable)")
     p.add_argument("--mode", choices=MODES, help="how z moves (default: spiral)")
     p.add_argument("--z", help="the centre point, comma-separated (in static mode, the point itself); default 0")
-    p.add_argument("--depth", type=bounded(float, 0.0, 4.0, "depth"),
-                   help="radius of the fast pair's circle; the slow dims move 0.8x this (default: 1)")  # fmt: skip
-    p.add_argument("--rate-fast", type=bounded(float, 0.0, MAX_RATE_HZ, "fast rate"),
-                   help="the fast pair's rate in Hz, beats per cycle with --sync (default: 0.5)")  # fmt: skip
-    p.add_argument("--rate-slow", type=bounded(float, 0.0, MAX_RATE_HZ, "slow rate"),
-                   help="the slow dims' rate in Hz, beats per cycle with --sync (default: 0.05)")  # fmt: skip
     p.add_argument("--sync", action="store_true", default=None, help="rates are beats per cycle at --tempo")
-    p.add_argument("--tempo", type=bounded(float, 20.0, 400.0, "tempo"), help="BPM for --sync (default: 120)")
-    p.add_argument("--mix", type=bounded(float, 0.0, 1.0, "mix"), help="0 dry .. 1 wet (default: 1)")
-    p.add_argument("--input-gain", type=bounded(float, -60.0, 24.0, "input gain"), help="dB (default: 0)")
-    p.add_argument("--output-gain", type=bounded(float, -60.0, 24.0, "output gain"), help="dB (default: 0)")
+    for param in PARAMS:  # the registry's numbers with a flag: range, unit, default from their declaration
+        if param.flag is not None:
+            lo, hi = param.limits
+            unit = f"{param.unit}, " if param.unit else ""
+            p.add_argument(param.flag, type=bounded(float, lo, hi, param.label.lower()),
+                           help=f"{param.doc} ({unit}{lo:g}..{hi:g}; default: {param.default:g})")  # fmt: skip
     p.add_argument("--model", help="model folder or file (default: the preset's, else the shipped model)")
     p.add_argument("--control-rate", type=bounded(float, 50.0, 4000.0, "control rate"), default=500.0,
                    help="control ticks per second (default: %(default)s)")  # fmt: skip

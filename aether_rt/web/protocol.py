@@ -2,7 +2,7 @@
 
 Pure functions, no sockets, so every rule is testable on its own. The page's parameter
 names are the OSC addresses without ``/aether/`` (``mix``, ``z/0``, ``rate/fast/norm``),
-applied by the same :class:`~aether_rt.osc.Addresses` table, so a slider and a TouchOSC
+applied by the same :class:`~aether_rt.addresses.Addresses` table, so a slider and a TouchOSC
 fader mean the same thing. One difference: OSC clamps an out-of-range value, the page's
 messages are refused with an error reply (a page that sends 7 for a ±3 slider is broken,
 and saying so is more useful than guessing).
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from aether_rt.addresses import SCALARS, Addresses, RejectedError, state_view
 from aether_rt.control import ControlState
 from aether_rt.dsp.biquad import section_response_db
 from aether_rt.modulation import LEARNED_BOUND, MODES
-from aether_rt.osc import SCALARS, Addresses, RejectedError, state_view
 
 PROTOCOL_VERSION = 1
 #: Largest message the page may send (a set is ~60 bytes; a preset save a few hundred).
@@ -181,8 +181,14 @@ def page_state(state: ControlState, live_z: np.ndarray, preset: str) -> dict[str
     return out
 
 
-def hello(latent_dim: int, sample_rate_hz: float, presets: list[str], images: list[str]) -> dict[str, Any]:
-    """The first message on a connection: what the page needs to lay itself out."""
+def hello(
+    latent_dim: int, sample_rate_hz: float, presets: list[str], images: list[str], registry: dict[str, Any]
+) -> dict[str, Any]:
+    """The first message on a connection: what the page needs to lay itself out.
+
+    ``registry`` is :func:`aether_rt.params.describe` of the current state: the
+    parameters' ranges and descriptions, from which the page builds its controls.
+    """
     return {
         "type": "hello",
         "version": PROTOCOL_VERSION,
@@ -196,6 +202,7 @@ def hello(latent_dim: int, sample_rate_hz: float, presets: list[str], images: li
         "presets": presets,
         "images": images,
         "params": param_names(latent_dim),
+        "registry": registry,
     }
 
 

@@ -52,6 +52,7 @@ from websockets.http11 import Response
 from aether_rt.control import StateBox, crossfade_to
 from aether_rt.errors import UserError
 from aether_rt.modulation import latent_at
+from aether_rt.params import describe
 from aether_rt.web import protocol
 from aether_rt.web.pictures import Pictures
 
@@ -373,7 +374,10 @@ class WebServer:
         page = _Page(ws)
         self._pages.add(page)
         self.counters["pages"] += 1
-        hello = protocol.hello(self.latent_dim, self.sample_rate_hz, self._preset_names(), list(self.pictures.names))
+        registry = describe(self.box.state)
+        hello = protocol.hello(
+            self.latent_dim, self.sample_rate_hz, self._preset_names(), list(self.pictures.names), registry
+        )
         page.post(self._dumps(hello))
         for name in self.pictures.ready():  # the rest follow as they are drawn (_picture_ready)
             page.post(self._dumps(_image_message(name)))

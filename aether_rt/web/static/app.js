@@ -109,6 +109,7 @@ function setup(hello) {
   const planes = $("planes");
   planes.replaceChildren();
   for (let a = 0; a + 1 < hello.latent_dim; a += 2) planes.append(makePlane(a, a + 1));
+  applyRegistry(hello.registry);
   const mode = $("mode");
   mode.replaceChildren(...hello.modes.map((m) => new Option(m, m)));
   fillPresets(hello.presets, "");
@@ -117,6 +118,34 @@ function setup(hello) {
     const figure = img.closest("figure");
     figure.hidden = !hello.images.includes(name);
     figure.classList.toggle("drawing", !figure.hidden); // until its "image" message: drawn at start
+  }
+}
+
+// The parameter registry (aether_rt/params.py): the ranges and descriptions of the page's
+// own controls, and a control for every number it has none for (built here, not in the HTML).
+function applyRegistry(registry) {
+  const more = $("more-controls");
+  more.replaceChildren();
+  page.generated = [];
+  for (const p of registry.params) {
+    const plain = document.querySelector(`[data-param="${p.name}"]`);
+    const norm = document.querySelector(`[data-param="${p.name}/norm"]`);
+    for (const el of [plain, norm]) if (el) el.title = p.doc;
+    if (p.kind !== "number") continue;
+    if (plain) Object.assign(plain, { min: p.min, max: p.max });
+    if (plain || norm) continue;
+    const row = document.createElement("label");
+    row.className = "row";
+    const input = document.createElement("input");
+    Object.assign(input, { type: "range", min: p.min, max: p.max, step: (p.max - p.min) / 400, title: p.doc });
+    input.dataset.param = p.name;
+    input.id = `param-${p.name.replaceAll("/", "-")}`;
+    const out = document.createElement("output");
+    row.append(p.label.toLowerCase() + " ", input, out);
+    more.append(row);
+    hold(input, p.name);
+    input.addEventListener("input", () => set(p.name, Number(input.value)));
+    page.generated.push({ name: p.name, unit: p.unit, out });
   }
 }
 
@@ -286,6 +315,7 @@ function showState(frame) {
   $("mix-out").textContent = fmt(s.mix * 100, 0) + " %";
   $("gain-in-out").textContent = fmt(s["gain/in"], 1) + " dB";
   $("gain-out-out").textContent = fmt(s["gain/out"], 1) + " dB";
+  for (const g of page.generated || []) if (g.name in s) g.out.textContent = fmt(s[g.name]) + (g.unit ? ` ${g.unit}` : "");
   $("preset-now").textContent = s.preset ? `preset: ${s.preset}` : "";
   const list = $("preset-list");
   if (s.preset && s.preset !== page.shownPreset && document.activeElement !== list) {
