@@ -50,6 +50,7 @@ def state_view(state: ControlState, live_z: np.ndarray, preset: str = "") -> dic
         "/aether/bypass": (int(state.bypass),),
         "/aether/sync": (int(mod.sync),),
         "/aether/preset": (preset,),
+        "/aether/envelope": tuple(r(v) for v in (mod.envelope or (0.0,) * mod.latent_dim)),
     }
     for i, v in enumerate(live_z):
         view[f"/aether/z/{i}"], view[f"/aether/z/{i}/norm"] = (r(v),), (zn(v),)
@@ -125,7 +126,7 @@ class Addresses:
         out = ["/aether/z", "/aether/z/norm", "/aether/center", "/aether/center/norm", "/aether/xy", "/aether/xy/norm"]
         out += [f"/aether/{k}/{i}{s}" for k in ("z", "center") for i in range(n) for s in ("", "/norm")]
         out += [a + s for a in SCALARS for s in ("", "/norm")]
-        out += ["/aether/mode", "/aether/bypass", "/aether/sync", "/aether/reset"]
+        out += ["/aether/mode", "/aether/bypass", "/aether/sync", "/aether/reset", "/aether/envelope"]
         return out
 
     def _bounded(self, value: float, lo: float, hi: float, address: str = "") -> float:
@@ -195,6 +196,10 @@ class Addresses:
             here = [float(v) for v in latent_at(state.modulation, now_s)]  # the others stay where they are now
             here[i] = value
             return replace(state, modulation=replace(mod.settled(), mode="manual", center=tuple(here)))
+        if address == "/aether/envelope":  # per dim: how far the input's level moves z
+            limit = 2 * bound
+            amounts = tuple(self._bounded(v, -limit, limit, address) for v in numbers_arg(address, args, n))
+            return replace(state, modulation=replace(mod, envelope=amounts))
         if base == "/aether/xy" and n >= 2:
             x, y = z_values(numbers_arg(address, args, 2))
             here = [float(v) for v in latent_at(state.modulation, now_s)]

@@ -259,12 +259,19 @@ def stage_params(state: ControlState, sample_rate_hz: float) -> dict[int, float]
         ar.P_OUT_GAIN: 10.0 ** (state.output_gain_db / 20.0),
         ar.P_MIX: state.mix,
         ar.P_BYPASS: 1.0 if state.bypass else 0.0,
-        ar.P_SMOOTH: 1.0 - math.exp(-1.0 / (state.param_smoothing_s * fs)),
+        ar.P_SMOOTH: one_pole(state.param_smoothing_s, fs),
         ar.P_CEILING: 10.0 ** (CEILING_DBFS / 20.0),
         ar.P_DC_POLE: 1.0 - 2.0 * math.pi * DC_CORNER_HZ / fs,
-        ar.P_LIMIT_RELEASE: 1.0 - math.exp(-1.0 / (LIMIT_RELEASE_S * fs)),
+        ar.P_LIMIT_RELEASE: one_pole(LIMIT_RELEASE_S, fs),
         ar.P_METER_DECAY: math.exp(-1.0 / (METER_FALL_S * fs)),
+        ar.P_ENV_ATTACK: one_pole(state.modulation.envelope_attack_ms * 1e-3, fs),
+        ar.P_ENV_RELEASE: one_pole(state.modulation.envelope_release_ms * 1e-3, fs),
     }
+
+
+def one_pole(time_constant_s: float, sample_rate_hz: float) -> float:
+    """A one-pole smoother's per-frame coefficient for a time constant."""
+    return 1.0 - math.exp(-1.0 / (time_constant_s * sample_rate_hz))
 
 
 class Controller:
@@ -283,6 +290,8 @@ class Controller:
         sample_rate_hz: the stream's rate.
         control_frames: frames per control tick (the ramp length too).
         lookahead: ticks published ahead (0: only the current one).
+        envelope_delay_ticks: how many ticks before its own a table's envelope snapshot is
+            (default: the lookahead and one: always written by then).
 
     """
 
@@ -294,10 +303,13 @@ class Controller:
         sample_rate_hz: float,
         control_frames: int,
         lookahead: int = 0,
+        envelope_delay_ticks: int | None = None,
     ) -> None:
         self.bank, self.designer, self.box = bank, designer, box
         self.sample_rate_hz, self.control_frames = float(sample_rate_hz), int(control_frames)
         self.lookahead = int(lookahead)
+        self.envelope_delay_ticks = self.lookahead + 1 if envelope_delay_ticks is None else int(envelope_delay_ticks)
+        self.envelope_late = 0  # tables designed before their envelope snapshot existed (should stay 0)
         if bank.arena.layout.ring_size < 2 * (self.lookahead + 1) + 2:
             raise ValueError(f"a lookahead of {lookahead} ticks needs a ring of {2 * (self.lookahead + 1) + 2} slots")
         self.last_tick = -1  # the furthest tick published
@@ -331,7 +343,8 @@ class Controller:
         state = self.box.state
         first = tick if changed else max(self.last_tick + cf, tick)
         ticks = np.arange(first, horizon + 1, cf)
-        z = latent_at(state.modulation, ticks / self.sample_rate_hz)
+        envelope = self.envelope_for(ticks) if state.modulation.envelope is not None else None
+        z = latent_at(state.modulation, ticks / self.sample_rate_hz, envelope)
         tables = self.designer.batch(z)
         with self._publish_lock:
             if owner is not None and not owner():
@@ -348,6 +361,24 @@ class Controller:
             self.updates += len(ticks)
         self.step_us.append((time.perf_counter() - started) * 1e6)
         return True
+
+    def envelope_for(self, ticks: np.ndarray) -> np.ndarray:
+        """The input's envelope (linear peak) each tick's table is designed from.
+
+        The audio side's snapshot ``envelope_delay_ticks`` ticks earlier (0 before the start).
+        A fixed delay, at least the lookahead, so the snapshot is always there when the
+        table is designed and the offline render can use the very same value.
+        """
+        from aether_rt.dsp._kernels import read_acquire
+
+        words = self.bank.arena.words
+        written = read_acquire(words, ar.H_ENV_WRITTEN)
+        index = ticks // self.control_frames - self.envelope_delay_ticks
+        late = index >= written  # only if the thread ran ahead of its own lookahead: the newest there is
+        self.envelope_late += int(late.sum())
+        index = np.minimum(index, written - 1)
+        ring = self.bank.arena.envelope
+        return np.where(index >= 0, ring[np.maximum(index, 0) % ar.ENV_CAPACITY], 0.0)
 
     def write_params(self, state: ControlState) -> None:
         """Write the state's gain/mix/bypass targets (and the stage constants) to the arena."""

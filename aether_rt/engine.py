@@ -115,6 +115,7 @@ class Engine:
             ring_size=4 * (self.lookahead + 2),
             tap_frames=int(TAP_SECONDS * fs) if record_dir else 0,
             source_frames=0 if source is None else source.shape[0],
+            envelope_frames=self.control_frames,
         )
         arena = self.bank.arena
         if source is not None:
@@ -320,6 +321,7 @@ class Engine:
             "sample_rate": float(self.settings.samplerate),
             "blocksize": self.settings.blocksize,
             "control_frames": self.control_frames,
+            "envelope_delay_ticks": self.controller.envelope_delay_ticks,
             "channels": {"in": self.bank.arena.layout.ins, "out": self.bank.arena.layout.outs},
             "model": {"path": str(self.model.path), "weights_sha256": self.model.metadata.get("weights_sha256")},
         }

@@ -42,6 +42,12 @@ from aether_rt.params import (
     BEATS_RANGE,
     DEPTH_FAST,
     DEPTH_SLOW,
+    ENVELOPE_ATTACK_MS,
+    ENVELOPE_ATTACK_RANGE_MS,
+    ENVELOPE_FLOOR_DB,
+    ENVELOPE_FLOOR_RANGE_DB,
+    ENVELOPE_RELEASE_MS,
+    ENVELOPE_RELEASE_RANGE_MS,
     MODES,
     RATE_FAST_HZ,
     RATE_RANGE_HZ,
@@ -97,6 +103,12 @@ class Modulation:
         morph_from: the motion being crossfaded from (None: no crossfade).
         morph_start_s: sample-clock time the crossfade started.
         morph_s: crossfade length, seconds.
+        envelope: per dim, how far the input's level moves z (z units at full scale; None:
+            the dynamics do not move z). See :func:`latent_at`.
+        envelope_attack_ms: the follower's time constant while the level rises.
+        envelope_release_ms: ... and while it falls.
+        envelope_floor_db: the input level (dBFS) that moves z by 0; full scale moves it
+            by ``envelope``.
 
     """
 
@@ -117,6 +129,10 @@ class Modulation:
     morph_from: Modulation | None = None
     morph_start_s: float = 0.0
     morph_s: float = 0.0
+    envelope: tuple[float, ...] | None = None
+    envelope_attack_ms: float = ENVELOPE_ATTACK_MS
+    envelope_release_ms: float = ENVELOPE_RELEASE_MS
+    envelope_floor_db: float = ENVELOPE_FLOOR_DB
     _drift: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -163,6 +179,18 @@ class Modulation:
                 raise ValueError(f"{name} must be finite")
         if not (math.isfinite(self.morph_s) and 0.0 <= self.morph_s <= MAX_MORPH_S):
             raise ValueError(f"morph_s must be in [0, {MAX_MORPH_S:g}] s, got {self.morph_s!r}")
+        if self.envelope is not None and not (
+            len(self.envelope) == dims and all(math.isfinite(v) and abs(v) <= 2 * self.bound for v in self.envelope)
+        ):
+            raise ValueError(
+                f"envelope needs one amount per latent dim within +-{2 * self.bound:g}, got {self.envelope}"
+            )
+        for name, (lo, hi) in (("envelope_attack_ms", ENVELOPE_ATTACK_RANGE_MS),
+                               ("envelope_release_ms", ENVELOPE_RELEASE_RANGE_MS),
+                               ("envelope_floor_db", ENVELOPE_FLOOR_RANGE_DB)):  # fmt: skip
+            value = getattr(self, name)
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise ValueError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
         if self.morph_from is not None and self.morph_from.latent_dim != dims:
             raise ValueError("a crossfade must be between motions of the same latent dims")
         object.__setattr__(self, "_drift", _drift_table(self.seed, dims))
@@ -250,7 +278,7 @@ class Modulation:
     def from_dict(cls, data: dict[str, object]) -> Modulation:
         """Inverse of :meth:`to_dict`."""
         kw = dict(data)
-        for key in ("center", "depth", "fast_dims", "slow_ratio"):
+        for key in ("center", "depth", "fast_dims", "slow_ratio", "envelope"):
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])  # type: ignore[arg-type]
         if kw.get("morph_from") is not None:
@@ -268,19 +296,30 @@ def _drift_table(seed: int, dims: int) -> np.ndarray:
     return table
 
 
-def latent_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
-    """Z at sample-clock time(s) ``t_s``: ``[..., latent_dim]`` float64, within ``+-bound``."""
-    z = _motion_at(mod, t_s)
+def envelope_level(peak: np.ndarray | float, floor_db: float) -> np.ndarray:
+    """The follower's linear peak as 0..1: ``floor_db`` (and below) is 0, full scale (0 dBFS) is 1, in dB between."""
+    db = 20.0 * np.log10(np.maximum(np.asarray(peak, dtype=np.float64), 1e-12))
+    return np.clip((db - floor_db) / -floor_db, 0.0, 1.0)
+
+
+def latent_at(mod: Modulation, t_s: np.ndarray | float, envelope: np.ndarray | float | None = None) -> np.ndarray:
+    """Z at sample-clock time(s) ``t_s``: ``[..., latent_dim]`` float64, within ``+-bound``.
+
+    ``envelope``: the input's envelope follower (linear peak) for each time (shape of
+    ``t_s``); with ``mod.envelope`` set, ``z[d] += envelope[d] * level`` (level 0..1,
+    :func:`envelope_level`) before the clip. Without it (or None), the level is 0.
+    """
+    z = _motion_at(mod, t_s, envelope)
     if mod.morph_from is not None:
         t = np.asarray(t_s, dtype=np.float64)[..., None]
         x = np.clip((t - mod.morph_start_s) / max(mod.morph_s, 1e-9), 0.0, 1.0)
         if np.any(x < 1.0):
             w = x * x * (3.0 - 2.0 * x)  # smoothstep: no kink at either end
-            z = _motion_at(mod.morph_from, t_s) * (1.0 - w) + z * w
+            z = _motion_at(mod.morph_from, t_s, envelope) * (1.0 - w) + z * w
     return z
 
 
-def _motion_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
+def _motion_at(mod: Modulation, t_s: np.ndarray | float, envelope: np.ndarray | float | None = None) -> np.ndarray:
     t = np.asarray(t_s, dtype=np.float64)[..., None] - mod.phase_origin_s
     center, depth = np.asarray(mod.center), np.asarray(mod.depth)
     ratio = np.ones(mod.latent_dim) if mod.slow_ratio is None else np.asarray(mod.slow_ratio)
@@ -303,4 +342,7 @@ def _motion_at(mod: Modulation, t_s: np.ndarray | float) -> np.ndarray:
         cycles = ((slow_hz * t + mod.phase_slow) * ratio)[..., None]
         walk = np.sin(2 * np.pi * cycles * ratios + phases).mean(axis=-1)  # in [-1, 1], smooth
         z = center + depth * walk
+    if mod.envelope is not None and envelope is not None:  # the player's dynamics move z
+        level = envelope_level(envelope, mod.envelope_floor_db)
+        z = z + np.asarray(mod.envelope) * np.broadcast_to(level, t.shape[:-1])[..., None]
     return np.clip(z, -mod.bound, mod.bound)

@@ -41,6 +41,11 @@ RATE_FAST_HZ, RATE_SLOW_HZ, TEMPO_BPM = 0.5, 0.05, 120.0
 #: The fast pair's radius, and the other dims' depth, by default (z units).
 DEPTH_FAST, DEPTH_SLOW = 1.0, 0.8
 MODES = ("spiral", "drift", "static", "manual")
+#: The input's envelope follower (attack and release time constants) and the level that
+#: maps to 0 (full scale maps to 1).
+ENVELOPE_ATTACK_MS, ENVELOPE_RELEASE_MS, ENVELOPE_FLOOR_DB = 10.0, 200.0, -48.0
+ENVELOPE_ATTACK_RANGE_MS, ENVELOPE_RELEASE_RANGE_MS = (0.5, 1000.0), (5.0, 5000.0)
+ENVELOPE_FLOOR_RANGE_DB = (-96.0, -6.0)
 
 
 def to_norm(value: float, lo: float, hi: float, scale: str) -> float:
@@ -192,6 +197,31 @@ def _set_mode(state: ControlState, mode: str, t: float) -> ControlState:
     return crossfade_to(state, replace(state, modulation=replace(mod.settled(), mode=mode)), t)
 
 
+def _envelope_get(state: ControlState) -> float:
+    mod = state.modulation
+    return 0.0 if mod.envelope is None else mod.envelope[mod.fast_dims[0] if mod.latent_dim >= 2 else 0]
+
+
+def _envelope_put(state: ControlState, value: float, _t: float) -> ControlState:
+    """The fast pair's envelope amount; other dims keep their proportion to it (none at first)."""
+    mod = state.modulation
+    a = mod.fast_dims[0] if mod.latent_dim >= 2 else 0
+    old = None if mod.envelope is None else mod.envelope[a]
+    if old:
+        amounts = tuple(min(max(v * value / old, -2 * mod.bound), 2 * mod.bound) for v in mod.envelope)
+    else:
+        fast = mod.fast_dims if mod.latent_dim >= 2 else (0,)
+        amounts = tuple(value if d in fast else 0.0 for d in range(mod.latent_dim))
+    return replace(state, modulation=replace(mod, envelope=amounts))
+
+
+def _envelope_setter(key: str) -> Callable[[ControlState, float, float], ControlState]:
+    def put(state: ControlState, value: float, _t: float) -> ControlState:
+        return replace(state, modulation=replace(state.modulation, **{key: value}))
+
+    return put
+
+
 def _sweep_get(state: ControlState) -> float:
     mod = state.modulation
     a, b = mod.fast_dims if mod.latent_dim >= 2 else (0, 0)
@@ -230,6 +260,19 @@ PARAMS: tuple[Param, ...] = (
     Param("sweep", "Sweep", "z", "number", 0.0, _sweep_get, _sweep_put,
           "the centre along the fast pair's diagonal, both dims at this value: an expression pedal's wah",
           (-2.0, 2.0), span=lambda s: (-s.modulation.bound, s.modulation.bound, "lin")),
+    Param("envelope/amount", "Envelope", "z", "number", 0.0, _envelope_get, _envelope_put,
+          "how far the input's level moves z along the fast pair at full scale (a latent auto-wah; "
+          "negative: the other way)", (-4.0, 4.0),
+          span=lambda s: (-2 * s.modulation.bound, 2 * s.modulation.bound, "lin")),
+    Param("envelope/attack", "Envelope attack", "ms", "number", ENVELOPE_ATTACK_MS,
+          lambda s: s.modulation.envelope_attack_ms, _envelope_setter("envelope_attack_ms"),
+          "the level follower's time constant while the level rises", ENVELOPE_ATTACK_RANGE_MS, "log"),
+    Param("envelope/release", "Envelope release", "ms", "number", ENVELOPE_RELEASE_MS,
+          lambda s: s.modulation.envelope_release_ms, _envelope_setter("envelope_release_ms"),
+          "the level follower's time constant while the level falls", ENVELOPE_RELEASE_RANGE_MS, "log"),
+    Param("envelope/floor", "Envelope floor", "dB", "number", ENVELOPE_FLOOR_DB,
+          lambda s: s.modulation.envelope_floor_db, _envelope_setter("envelope_floor_db"),
+          "the input level that moves z by nothing (full scale moves it by the amount)", ENVELOPE_FLOOR_RANGE_DB),
     Param("bypass", "Bypass", "", "toggle", False, lambda s: s.bypass, lambda s, v, t: replace(s, bypass=bool(v)),
           "crossfade to the dry signal"),
     Param("sync", "Sync", "", "toggle", False, lambda s: s.modulation.sync, lambda s, v, t: _set_sync(s, bool(v), t),
@@ -288,5 +331,6 @@ def describe(state: ControlState) -> dict[str, Any]:
             "/aether/center/<i>": "one dim of the centre",
             "/aether/xy": "the fast pair's two dims of z",
             "/aether/reset": "restart the LFOs' phases",
+            "/aether/envelope": f"{mod.latent_dim} numbers: per dim, how far the input's level moves z",
         },
     }

@@ -15,6 +15,8 @@ and the web page)::
     mode: spiral | drift | static | manual
     modulation:
       center: c | [z0, z1, ...]       # one number for every dim, or one per dim
+      center_fast: c                  # the fast pair's centre, and every other dim's (instead of center)
+      center_slow: c
       depth: d | [d0, d1, ...]        # one number for every dim, or one per dim
       depth_fast: d                   # the fast pair's radius (instead of depth)
       depth_slow: d                   # every other dim's depth (instead of depth)
@@ -36,6 +38,13 @@ and the web page)::
       params_s: 0.001..1              # glide of gains, mix and bypass (default 0.01)
       crossfade_s: 0..30              # crossfade when this preset is loaded while running (default 0.5)
     model: path to a model folder or file (relative to the preset file)
+    envelope:                         # the player's dynamics move z (a latent auto-wah)
+      amount: a | [a0, a1, ...]       # z moved per dim at full scale (-2 bound..2 bound); or
+      amount_fast: a                  # the fast pair's amount, and
+      amount_slow: a                  # every other dim's (default 0)
+      attack_ms: 0.5..1000            # the level follower's rise time constant (default 10)
+      release_ms: 5..5000             # its fall (default 200)
+      floor_db: -96..-6               # the input level that moves z by nothing (default -48)
 
 :func:`save_preset` writes a state back in this schema (``aether-rt presets --save``,
 ``/aether/preset/save``).
@@ -67,7 +76,16 @@ from aether_rt.modulation import (
     Modulation,
     pair_depths,
 )
-from aether_rt.params import BEATS_RANGE, GAIN_RANGE_DB, MIX_RANGE, RATE_RANGE_HZ, TEMPO_RANGE_BPM
+from aether_rt.params import (
+    BEATS_RANGE,
+    ENVELOPE_ATTACK_RANGE_MS,
+    ENVELOPE_FLOOR_RANGE_DB,
+    ENVELOPE_RELEASE_RANGE_MS,
+    GAIN_RANGE_DB,
+    MIX_RANGE,
+    RATE_RANGE_HZ,
+    TEMPO_RANGE_BPM,
+)
 
 USER_DIR = Path("~/.config/aether-rt/presets")
 SUFFIXES = (".yaml", ".yml")
@@ -165,9 +183,10 @@ def _fast_dims(where: str, key: str, value: Any, dims: int) -> tuple[int, int]:
 
 
 _TOP = {"description", "mode", "modulation", "mix", "input_gain_db", "output_gain_db", "bypass", "model",
-        "smoothing", "center_ir"}  # fmt: skip
-_MODULATION = {"center", "depth", "depth_fast", "depth_slow", "rate_fast_hz", "rate_slow_hz", "fast_dims", "sync",
-               "tempo_bpm", "bound", "seed", "slow_ratio"}  # fmt: skip
+        "smoothing", "center_ir", "envelope"}  # fmt: skip
+_ENVELOPE = {"amount", "amount_fast", "amount_slow", "attack_ms", "release_ms", "floor_db"}
+_MODULATION = {"center", "center_fast", "center_slow", "depth", "depth_fast", "depth_slow", "rate_fast_hz",
+               "rate_slow_hz", "fast_dims", "sync", "tempo_bpm", "bound", "seed", "slow_ratio"}  # fmt: skip
 _SMOOTHING = {"params_s", "crossfade_s"}
 
 
@@ -220,6 +239,8 @@ def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
             mod[key] = _per_dim(where, name, value, latent_dim, 0.0, 2.0 * bound)
         elif key in ("rate_fast_hz", "rate_slow_hz"):
             mod[key] = 0.0 if value == 0 else _number(where, name, value, rate_low, rate_high)
+        elif key in ("center_fast", "center_slow"):
+            mod[key] = _number(where, name, value, -bound, bound)
         elif key in ("depth_fast", "depth_slow"):
             mod[key] = _number(where, name, value, 0.0, 2.0 * bound)
         elif key == "fast_dims":
@@ -262,6 +283,13 @@ def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
         if not center_ir.is_file():
             raise PresetError(f"{where}: center_ir: no such file {str(center_ir)!r}")
     model = _model_path(data, path)
+    mod.update(_envelope(where, data.get("envelope"), latent_dim, mod.get("fast_dims", FAST_DIMS), bound, given))
+    if "center_fast" in mod or "center_slow" in mod:
+        if "center" in mod or "center_ir" in data:
+            raise PresetError(f"{where}: give one of modulation.center, center_fast/center_slow or center_ir")
+        pair = tuple(d % latent_dim for d in mod.get("fast_dims", FAST_DIMS)) if latent_dim >= 2 else (0,)
+        fast, slow = mod.pop("center_fast", 0.0), mod.pop("center_slow", 0.0)
+        mod["center"] = tuple(fast if d in pair else slow for d in range(latent_dim))
     if "depth" in mod and ("depth_fast" in mod or "depth_slow" in mod):
         raise PresetError(f"{where}: give either modulation.depth or depth_fast/depth_slow, not both")
     fast, slow = mod.pop("depth_fast", DEPTH_FAST), mod.pop("depth_slow", DEPTH_SLOW)
@@ -272,6 +300,35 @@ def parse_preset(data: Any, path: Path, latent_dim: int) -> Preset:
     except ValueError as exc:
         raise PresetError(f"{where}: {exc}") from None
     return Preset(path.stem, description.strip(), state, model, path, frozenset(given), center_ir)
+
+
+def _envelope(where: str, section: Any, latent_dim: int, fast_dims: Any, bound: float, given: set[str]) -> dict:
+    """The ``envelope:`` section as Modulation fields (none without it)."""
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise PresetError(f"{where}: envelope must be a mapping of keys to values")
+    _unknown(where, "envelope.", section, _ENVELOPE)
+    given |= {f"envelope.{k}" for k in section}
+    given.discard("envelope")
+    out: dict[str, Any] = {}
+    limit = 2.0 * bound
+    if "amount" in section:
+        if "amount_fast" in section or "amount_slow" in section:
+            raise PresetError(f"{where}: give either envelope.amount or amount_fast/amount_slow, not both")
+        out["envelope"] = _per_dim(where, "envelope.amount", section["amount"], latent_dim, -limit, limit)
+    else:
+        fast = _number(where, "envelope.amount_fast", section.get("amount_fast", 0.0), -limit, limit)
+        slow = _number(where, "envelope.amount_slow", section.get("amount_slow", 0.0), -limit, limit)
+        pair = fast_dims if latent_dim >= 2 else (0,)
+        pair = tuple(d % latent_dim for d in pair)
+        out["envelope"] = tuple(fast if d in pair else slow for d in range(latent_dim))
+    for key, field, (lo, hi) in (("attack_ms", "envelope_attack_ms", ENVELOPE_ATTACK_RANGE_MS),
+                                 ("release_ms", "envelope_release_ms", ENVELOPE_RELEASE_RANGE_MS),
+                                 ("floor_db", "envelope_floor_db", ENVELOPE_FLOOR_RANGE_DB)):  # fmt: skip
+        if key in section:
+            out[field] = _number(where, f"envelope.{key}", section[key], lo, hi)
+    return out
 
 
 def _model_path(data: dict[str, Any], path: Path) -> Path | None:
@@ -416,6 +473,16 @@ def preset_data(state: ControlState, description: str) -> dict[str, Any]:
     }
     if mod.slow_ratio is not None:
         modulation["slow_ratio"] = per_dim(mod.slow_ratio)
+    envelope: dict[str, Any] = {}
+    if mod.envelope is not None:
+        env_pair = {num(mod.envelope[d]) for d in mod.fast_dims} if mod.latent_dim >= 2 else set()
+        env_rest = {num(v) for i, v in enumerate(mod.envelope) if i not in mod.fast_dims}
+        if len(env_pair) == 1 and len(env_rest) <= 1:
+            amounts = {"amount_fast": env_pair.pop(), **({"amount_slow": env_rest.pop()} if env_rest else {})}
+        else:
+            amounts = {"amount": per_dim(mod.envelope)}
+        times = {"attack_ms": num(mod.envelope_attack_ms), "release_ms": num(mod.envelope_release_ms)}
+        envelope = {"envelope": {**amounts, **times, "floor_db": num(mod.envelope_floor_db)}}
     return {
         "description": " ".join(description.split()) or "saved",
         "mode": mod.mode,
@@ -425,6 +492,7 @@ def preset_data(state: ControlState, description: str) -> dict[str, Any]:
         "output_gain_db": num(state.output_gain_db),
         "bypass": state.bypass,
         "smoothing": {"params_s": num(state.param_smoothing_s), "crossfade_s": num(state.crossfade_s)},
+        **envelope,
     }
 
 

@@ -121,13 +121,17 @@ def render(
         parts = [np.empty((total, group_outs), np.float32) for _ in groups]
         inputs = [np.ascontiguousarray(x[:, g]) for g in groups]
         segment = _BATCH_TICKS * control_frames
+        from aether_rt.engine import EngineSettings, lookahead_for
+
+        delay = lookahead_for(block, control_frames, EngineSettings.lookahead_ticks) + 1
+        envelope = offline_envelope(x, state, sample_rate_hz, control_frames, delay, total // control_frames + 2)
 
         def tables_for(seg: int) -> tuple[int, int, int, np.ndarray]:
             stop = min(total, seg + segment)
             first_tick = (seg // control_frames) * control_frames
-            # Always the same batch shape (one JAX compilation, cached across runs).
             ticks = first_tick + control_frames * np.arange(_BATCH_TICKS + 1)
-            return seg, stop, first_tick, designer.batch(latent_at(state.modulation, ticks / sample_rate_hz))
+            env = None if envelope is None else envelope(ticks)
+            return seg, stop, first_tick, designer.batch(latent_at(state.modulation, ticks / sample_rate_hz, env))
 
         def run(i: int, job: tuple[int, int, int, np.ndarray], last_tick: int) -> int:
             seg, stop, first_tick, tables = job
@@ -191,7 +195,7 @@ def render_controlled(
     designer = designer or TableDesigner(model, sample_rate_hz)
     bank = BiquadBank(
         model.config.num_filters, ins, out_channels=ins, in_channels=ins, max_frames=max(blocksize, 64),
-        smoothing_frames=control_frames, ring_size=4 * (lookahead + 2),
+        smoothing_frames=control_frames, ring_size=4 * (lookahead + 2), envelope_frames=control_frames,
     )  # fmt: skip
     box = StateBox(state)
     controller = Controller(bank, designer, box, sample_rate_hz, control_frames, lookahead)
@@ -208,6 +212,33 @@ def render_controlled(
         stop = min(total, start + blocksize)
         callback_body(arena.words, arena.f64, arena.f32, x[start:stop], y[start:stop], np.uint64(0), True)
     return y
+
+
+def offline_envelope(
+    x: np.ndarray, state: ControlState, fs: float, control_frames: int, delay_ticks: int, n_ticks: int
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What the live control thread reads for each tick's table: the input's envelope, per tick.
+
+    The audio side's own follower kernel, run over the whole input, ``delay_ticks`` ticks
+    earlier than each tick.
+    None when the state's motion does not follow the envelope.
+    """
+    if state.modulation.envelope is None and (
+        state.modulation.morph_from is None or state.modulation.morph_from.envelope is None
+    ):
+        return None
+    from aether_rt.dsp._stages import envelope_snapshots
+
+    params = stage_params(state, fs)
+    snapshots = np.zeros(n_ticks)
+    envelope_snapshots(np.ascontiguousarray(x, np.float32), control_frames, params[ar.P_ENV_ATTACK],
+                       params[ar.P_ENV_RELEASE], snapshots)  # fmt: skip
+
+    def at(ticks: np.ndarray) -> np.ndarray:
+        index = np.asarray(ticks) // control_frames - delay_ticks
+        return np.where(index >= 0, snapshots[np.clip(index, 0, n_ticks - 1)], 0.0)
+
+    return at
 
 
 def ring_size_for(block: int, control_frames: int) -> int:
@@ -238,6 +269,12 @@ def _render_session(
     control_frames = session.control_frames
     bank = _bank(model, x.shape[1], outs, block, control_frames, state, fs)
     plan = _session_plan(session, state)
+    from aether_rt.engine import EngineSettings, lookahead_for
+
+    delay = session.info.get("envelope_delay_ticks") or (
+        lookahead_for(session.blocksize, control_frames, EngineSettings.lookahead_ticks) + 1
+    )
+    plan.envelope = offline_envelope(x, state, fs, control_frames, int(delay), x.shape[0] // control_frames + 2)
     arena, total = bank.arena, x.shape[0]
     y = np.empty((total, outs), np.float32)
     for start in range(0, total, block):
@@ -257,6 +294,7 @@ class _SessionPlan:
         self.states = sorted(states, key=lambda s: s[0])
         self.next_adoption = 0
         self.first = True
+        self.envelope: Callable[[np.ndarray], np.ndarray] | None = None  # the input's, per tick
 
     def state_at(self, seq: int) -> ControlState:
         """The state the table of publish sequence ``seq`` was computed from."""
@@ -283,7 +321,8 @@ class _SessionPlan:
             # Parameter targets: the audio side reads them once per block, live and here.
             for slot, value in stage_params(state, fs).items():
                 bank.arena.params[slot] = value
-            z = latent_at(state.modulation, tag / fs)
+            env = None if self.envelope is None else self.envelope(np.array([max(tag, 0)]))[0]
+            z = latent_at(state.modulation, tag / fs, env)
             bank.publish(designer(z), ramp_frames=0 if self.first else control_frames, tag=frame)
             self.first = False
 

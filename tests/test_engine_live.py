@@ -291,3 +291,27 @@ def test_a_live_take_is_its_offline_render_at_any_block_size(model, tmp_path: Pa
     assert on_time > cf
     np.testing.assert_allclose(offline[:on_time], live_out[:on_time], rtol=0, atol=1e-5)
     assert np.sqrt(np.mean(live_out**2)) > 0.01
+
+
+def test_the_envelope_moves_z_live_as_offline(model, tmp_path: Path, jack_server: None) -> None:
+    """A take played with the latent auto-wah re-renders to the same samples: the control
+    thread reads the audio side's follower at each tick a fixed delay back, and the render
+    runs the same follower over the recorded input."""
+    from aether_rt.modulation import Modulation
+
+    mod = Modulation(mode="static", center=(-1.4, -1.4, 0.0, 0.0), envelope=(2.8, 2.8, 0.0, 0.0))
+    state = ControlState(modulation=mod)
+    _run(model, 4.0, blocksize=256, state=state, record_dir=tmp_path)
+    live_in = sf.read(tmp_path / "input.wav", dtype="float32", always_2d=True)[0]
+    live_out = sf.read(tmp_path / "output.wav", dtype="float32", always_2d=True)[0]
+    session = Session.load(tmp_path)
+    cf = session.control_frames
+    adopted = {tag: frame for _, tag, frame in session.adoptions}
+    on_time = next((t for t in range(0, live_in.shape[0], cf) if adopted.get(t) != t), live_in.shape[0])
+    offline = render(live_in, FS, model, state, out_channels=live_out.shape[1], blocksize=256).audio
+    assert on_time > 10 * cf
+    np.testing.assert_allclose(offline[:on_time], live_out[:on_time], rtol=0, atol=1e-5)
+    # The motion came from the playing: without the envelope the filter stays put, and sounds otherwise.
+    still = render(live_in, FS, model, ControlState(modulation=mod.__class__(mode="static", center=mod.center)),
+                   out_channels=live_out.shape[1], blocksize=256).audio  # fmt: skip
+    assert np.abs(still[:on_time] - live_out[:on_time]).max() > 0.01

@@ -541,3 +541,14 @@ def test_params_replies_with_the_registry_as_json(client: SimpleUDPClient, box: 
             client.send_message(p["address"] + "/norm", 0.5)
     time.sleep(0.3)
     assert server.counters["unknown"] == 0 and server.counters["rejected"] == 0
+
+
+def test_the_docs_list_every_registry_address() -> None:
+    """docs/osc.md's table stays true to the registry: every parameter's address is in it."""
+    from pathlib import Path
+
+    from aether_rt.params import PARAMS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "osc.md").read_text()
+    missing = [p.address for p in PARAMS if f"`{p.address}`" not in text]
+    assert missing == []
