@@ -189,7 +189,8 @@ def test_run_writes_its_figures(tmp_path: Path, jack_server: None) -> None:
 def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jack_server: None) -> None:
     stats = tmp_path / "stats.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--stats", str(stats)],
+        # --no-osc: another program holding OSC's default port would put a warning line first.
+        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--stats", str(stats)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "JACK_NO_START_SERVER": "1"},
@@ -250,8 +251,8 @@ def test_a_device_that_vanishes_mid_run_is_reported(tmp_path: Path) -> None:
         ):
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        proc = subprocess.Popen([sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--blocksize",
-                                 "256"], stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc",
+                                 "--blocksize", "256"], stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
         assert "Ctrl-C stops" in proc.stderr.readline()
         time.sleep(1.0)
     finally:

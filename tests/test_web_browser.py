@@ -204,6 +204,28 @@ def test_an_osc_change_moves_the_slider(live: LivePage, browser) -> None:
     wait_for(lambda: not browser.find_element(By.ID, "bypass").is_selected(), "the bypass box cleared")
 
 
+def test_the_page_builds_a_control_for_each_registry_number_it_lacks(live: LivePage, browser) -> None:
+    """The page lays out from the registry in its hello: the envelope's and the sweep's
+    sliders come from aether_rt/params.py, with its ranges, and drive the engine."""
+    from aether_rt.params import NUMBERS
+
+    for name in ("envelope/amount", "envelope/attack", "envelope/release", "envelope/floor", "sweep"):
+        el = browser.find_element(By.ID, "param-" + name.replace("/", "-"))
+        lo, hi = (float(el.get_attribute(k)) for k in ("min", "max"))
+        state = live.engine.box.state
+        assert (lo, hi) == (NUMBERS[name].floor(state), NUMBERS[name].norm_span(state)[1])
+    # The registry's tempo range reaches the page's own tempo slider too.
+    tempo = browser.find_element(By.ID, "tempo")
+    assert (float(tempo.get_attribute("min")), float(tempo.get_attribute("max"))) == NUMBERS["tempo"].limits
+    slider = browser.find_element(By.ID, "param-envelope-amount")
+    slider.click()
+    slider.send_keys(Keys.END)
+    box = live.engine.box
+    wait_for(lambda: box.state.modulation.envelope is not None and box.state.modulation.envelope[0] == 4.0,
+             "the envelope amount at its top in the engine")  # fmt: skip
+    box.update(modulation={"envelope": None})
+
+
 def test_a_bad_value_from_the_page_is_answered_and_changes_nothing(live: LivePage, browser) -> None:
     version = live.engine.box.version
     browser.execute_script(
