@@ -292,13 +292,14 @@ def test_every_osc_address_with_every_size(size: int, models_by_latent_size: dic
 
 @pytest.mark.parametrize("size", LATENT_SIZES)
 def test_web_messages_with_every_size(size: int) -> None:
+    from aether_rt.params import describe
     from aether_rt.web import protocol
 
-    hello = protocol.hello(size, 48_000.0, ["spiral"], [])
-    assert hello["latent_dim"] == size
+    state = ControlState(modulation=Modulation.for_latent_dim(size))
+    hello = protocol.hello(size, 48_000.0, ["spiral"], [], describe(state))
+    assert hello["latent_dim"] == size and hello["registry"]["latent_dim"] == size
     assert f"z/{size - 1}" in hello["params"] and f"z/{size}" not in hello["params"]
     addresses = protocol.page_addresses(size)
-    state = ControlState(modulation=Modulation.for_latent_dim(size))
     z = [2.5 - 0.5 * i for i in range(size)]
     request = protocol.parse_request(json.dumps({"type": "set", "id": 1, "param": "z", "value": z}), size)
     assert protocol.apply_set(addresses, state, request, 0.0).modulation.center == pytest.approx(z)
