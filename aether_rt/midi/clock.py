@@ -1,0 +1,159 @@
+"""Following a MIDI clock: tempo from the pulses' spacing, the LFO phase from their count.
+
+Pure functions over a :class:`ClockState` (a NamedTuple), fed with each pulse's time:
+
+* **tempo**: the least-squares slope of pulse time against pulse number over the last
+  ``WINDOW_PULSES`` (two beats), so one late pulse moves the estimate by a fraction of
+  its lateness instead of all of it; a gap of several pulse periods (the sender paused)
+  starts the estimate afresh.
+* **beats**: pulses counted since Start (the first pulse after Start is beat 0, as MIDI
+  defines it) or since the clock was joined; Stop freezes the count, Continue resumes it.
+* :func:`locked` sets the motion's phase from the beat count (not just its tempo), so
+  the LFO cannot drift from the clock however long it runs: with sync, its phase at a
+  pulse is the phase it had at beat 0 plus ``beats / beats_per_cycle``.
+
+:class:`TimeMap` maps the port's timestamps onto the audio sample clock (which the
+motion runs on): the smallest offset seen recently, i.e. the pulses that waited least
+for the MIDI thread.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+from typing import NamedTuple
+
+from aether_rt.modulation import Modulation
+from aether_rt.params import TEMPO_RANGE_BPM
+
+PULSES_PER_BEAT = 24
+#: Pulses the tempo is estimated over (two beats).
+WINDOW_PULSES = 48
+#: Pulses needed before a tempo is reported (a sixteenth note).
+MIN_PULSES = 6
+#: A gap this many pulse periods long means the sender paused: the estimate restarts.
+GAP_PERIODS = 4.0
+
+
+class ClockState(NamedTuple):
+    """What the pulses so far tell.
+
+    Attributes:
+        times_s: the recent pulses' times (at most ``WINDOW_PULSES``), oldest first.
+        pulses: pulses counted since beat 0 (Stop freezes the count).
+        running: between Start/Continue and Stop (a clock joined while running counts as running).
+        downbeat: a Start was received: the next pulse is beat 0.
+
+    """
+
+    times_s: tuple[float, ...] = ()
+    pulses: int = -1
+    running: bool = True
+    downbeat: bool = False
+
+
+def _slope(times: tuple[float, ...]) -> float:
+    """Least-squares seconds per pulse of equally numbered ``times``."""
+    n = len(times)
+    mean_i, mean_t = (n - 1) / 2.0, sum(times) / n
+    num = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times))
+    den = sum((i - mean_i) ** 2 for i in range(n))
+    return num / den
+
+
+def pulse(state: ClockState, t_s: float) -> ClockState:
+    """The state after a clock pulse at time ``t_s`` (seconds, any steady clock)."""
+    times = state.times_s
+    if len(times) >= 2:
+        period = _slope(times) if len(times) >= 3 else times[-1] - times[-2]
+        if t_s - times[-1] > GAP_PERIODS * max(period, 1e-4):
+            times = ()
+    elif times and t_s < times[-1]:
+        times = ()
+    times = (*times, float(t_s))[-WINDOW_PULSES:]
+    if state.downbeat:
+        return ClockState(times, 0, True, False)
+    return state._replace(times_s=times, pulses=state.pulses + 1 if state.running else state.pulses)
+
+
+def start(state: ClockState) -> ClockState:
+    """After Start: the next pulse is beat 0."""
+    return state._replace(pulses=-1, running=True, downbeat=True)
+
+
+def stop(state: ClockState) -> ClockState:
+    """After Stop: the count holds (pulses keep the tempo)."""
+    return state._replace(running=False, downbeat=False)
+
+
+def resume(state: ClockState) -> ClockState:
+    """After Continue: the count goes on from where Stop left it."""
+    return state._replace(running=True)
+
+
+def tempo_bpm(state: ClockState) -> float | None:
+    """The tempo the recent pulses give (within the tempo range), or None with too few."""
+    if len(state.times_s) < MIN_PULSES:
+        return None
+    seconds_per_pulse = _slope(state.times_s)
+    if seconds_per_pulse <= 0.0:
+        return None
+    lo, hi = TEMPO_RANGE_BPM
+    return min(max(60.0 / (PULSES_PER_BEAT * seconds_per_pulse), lo), hi)
+
+
+def beats(state: ClockState) -> float:
+    """Beats since beat 0 at the last pulse."""
+    return max(state.pulses, 0) / PULSES_PER_BEAT
+
+
+def anchor_of(mod: Modulation, t_s: float, beats_now: float) -> tuple[float, float]:
+    """The (fast, slow) phases at beat 0 that continue ``mod``'s motion unchanged at ``t_s`` (beat ``beats_now``)."""
+    fast, slow = mod.phases_at(t_s)
+    return (fast - _cycles(beats_now, mod.rate_fast_hz), slow - _cycles(beats_now, mod.rate_slow_hz))
+
+
+def _cycles(beats_now: float, beats_per_cycle: float) -> float:
+    return beats_now / beats_per_cycle if beats_per_cycle > 0 else 0.0
+
+
+def locked(mod: Modulation, t_s: float, beats_now: float, anchor: tuple[float, float], tempo: float) -> Modulation:
+    """``mod`` at ``tempo``, its LFO phases at ``t_s`` set from the beat count (with sync).
+
+    Args:
+        mod: the current motion.
+        t_s: the pulse's time on the sample clock.
+        beats_now: beats since beat 0 at that pulse.
+        anchor: the (fast, slow) phases at beat 0, cycles.
+        tempo: the clock's tempo, BPM.
+
+    Without sync the rates are in Hz: only the tempo changes (phase continuous).
+
+    """
+    new = mod.retimed(t_s, tempo_bpm=tempo)
+    if not new.sync:
+        return new
+    now_fast, now_slow = new.phases_at(t_s)
+    fast = anchor[0] + _cycles(beats_now, new.rate_fast_hz) if new.rate_fast_hz > 0 else now_fast
+    slow = anchor[1] + _cycles(beats_now, new.rate_slow_hz) if new.rate_slow_hz > 0 else now_slow
+    return replace(new, phase_origin_s=float(t_s), phase_fast=fast % 1.0, phase_slow=slow)
+
+
+class TimeMap:
+    """Port timestamps -> sample-clock seconds: the smallest recent offset (the least-delayed readings).
+
+    Args:
+        window: readings kept (~2 s of clock pulses at 120 BPM).
+
+    """
+
+    def __init__(self, window: int = 96) -> None:
+        self._offsets: deque[float] = deque(maxlen=window)
+
+    def observe(self, port_t_s: float, sample_t_s: float) -> None:
+        """A message stamped ``port_t_s`` was read when the sample clock said ``sample_t_s``."""
+        self._offsets.append(sample_t_s - port_t_s)
+
+    def to_sample(self, port_t_s: float) -> float:
+        """The sample-clock time of a port timestamp (after at least one :meth:`observe`)."""
+        return port_t_s + min(self._offsets)
