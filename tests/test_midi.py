@@ -328,3 +328,12 @@ def test_locked_phase_follows_the_beat_count_not_the_tempo_estimate() -> None:
     free = Modulation(mode="spiral", rate_fast_hz=0.5)
     moved = mc.locked(free, 3.0, 10.0, anchor, 90.0)
     assert moved.phases_at(3.0)[0] % 1 == pytest.approx(free.phases_at(3.0)[0] % 1)
+
+
+def test_a_few_late_pulses_do_not_skew_the_tempo() -> None:
+    times = _pulse_times(120.0, 48, np.random.default_rng(2))
+    times[40:44] += np.array([0.012, 0.025, 0.018, 0.006])  # a stall: four pulses read late
+    state = mc.ClockState()
+    for t in times:
+        state = mc.pulse(state, t)
+    assert mc.tempo_bpm(state) == pytest.approx(120.0, abs=0.5)

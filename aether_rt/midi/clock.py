@@ -33,6 +33,8 @@ WINDOW_PULSES = 48
 MIN_PULSES = 6
 #: A gap this many pulse periods long means the sender paused: the estimate restarts.
 GAP_PERIODS = 4.0
+#: Pulses further than this from the fitted line are left out of the tempo (read late).
+OUTLIER_S = 0.002
 
 
 class ClockState(NamedTuple):
@@ -52,13 +54,30 @@ class ClockState(NamedTuple):
     downbeat: bool = False
 
 
+def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares ``(seconds per pulse, intercept)`` of (pulse number, time) points."""
+    n = len(points)
+    mean_i = sum(i for i, _ in points) / n
+    mean_t = sum(t for _, t in points) / n
+    num = sum((i - mean_i) * (t - mean_t) for i, t in points)
+    den = sum((i - mean_i) ** 2 for i, _ in points)
+    slope = num / den if den > 0 else 0.0
+    return slope, mean_t - slope * mean_i
+
+
 def _slope(times: tuple[float, ...]) -> float:
-    """Least-squares seconds per pulse of equally numbered ``times``."""
-    n = len(times)
-    mean_i, mean_t = (n - 1) / 2.0, sum(times) / n
-    num = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times))
-    den = sum((i - mean_i) ** 2 for i in range(n))
-    return num / den
+    """Seconds per pulse of equally numbered ``times``: least squares, refitted without outliers.
+
+    A pulse read late (the machine stalled the MIDI system for a moment) is far off the
+    line; left in, a few of them skewed the tempo by a BPM or more. Pulses within
+    ``OUTLIER_S`` of the first fit (port timestamps move in audio periods) are kept.
+    """
+    points = list(enumerate(times))
+    slope, intercept = _fit(points)
+    kept = [(i, t) for i, t in points if abs(t - (intercept + slope * i)) <= OUTLIER_S]
+    if len(kept) >= max(3, len(points) // 2) and len(kept) < len(points):
+        slope, _ = _fit(kept)
+    return slope
 
 
 def pulse(state: ClockState, t_s: float) -> ClockState:
@@ -140,20 +159,28 @@ def locked(mod: Modulation, t_s: float, beats_now: float, anchor: tuple[float, f
 
 
 class TimeMap:
-    """Port timestamps -> sample-clock seconds: the smallest recent offset (the least-delayed readings).
+    """Port timestamps -> sample-clock seconds: the smallest offset of the last ``window_s`` (least delayed).
+
+    A reading is late by however long the MIDI thread took to get to it, never early,
+    so the smallest offset is the truest; a window (rather than all time) follows an
+    audio clock that drifts from the port's, or skips frames in an xrun.
 
     Args:
-        window: readings kept (~2 s of clock pulses at 120 BPM).
+        window_s: how far back readings count, port seconds.
 
     """
 
-    def __init__(self, window: int = 96) -> None:
-        self._offsets: deque[float] = deque(maxlen=window)
+    def __init__(self, window_s: float = 4.0) -> None:
+        self.window_s = window_s
+        self._readings: deque[tuple[float, float]] = deque(maxlen=4096)
 
     def observe(self, port_t_s: float, sample_t_s: float) -> None:
         """A message stamped ``port_t_s`` was read when the sample clock said ``sample_t_s``."""
-        self._offsets.append(sample_t_s - port_t_s)
+        readings = self._readings
+        readings.append((port_t_s, sample_t_s - port_t_s))
+        while readings[0][0] < port_t_s - self.window_s:
+            readings.popleft()
 
     def to_sample(self, port_t_s: float) -> float:
         """The sample-clock time of a port timestamp (after at least one :meth:`observe`)."""
-        return port_t_s + min(self._offsets)
+        return port_t_s + min(offset for _, offset in self._readings)
