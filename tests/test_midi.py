@@ -333,6 +333,7 @@ def test_locked_phase_follows_the_beat_count_not_the_tempo_estimate() -> None:
 def test_a_few_late_pulses_do_not_skew_the_tempo() -> None:
     times = _pulse_times(120.0, 48, np.random.default_rng(2))
     times[40:44] += np.array([0.012, 0.025, 0.018, 0.006])  # a stall: four pulses read late
+    times[10:20] += np.linspace(0.05, 0.0, 10)  # a longer one, caught up over ten pulses
     state = mc.ClockState()
     for t in times:
         state = mc.pulse(state, t)

@@ -230,7 +230,7 @@ def test_clock_sets_the_tempo_and_locks_the_lfo_phase(live, bpm: int) -> None:
 
     # The JACK frame time -> the engine's frame counter: the same server's frames, so an offset:
     # the smallest difference seen (just after the engine's callback advanced its counter). A
-    # cycle the engine missed (an xrun on a busy machine) moves it: read before and after.
+    # cycle the engine missed (an xrun on a busy machine) moves it: read at each state checked.
     words = engine.bank.arena.words
 
     def frame_offset() -> int:
@@ -240,11 +240,11 @@ def test_clock_sets_the_tempo_and_locks_the_lfo_phase(live, bpm: int) -> None:
             time.sleep(0.0005)
         return int(min(diffs))
 
-    offsets = [frame_offset()]
     pulses = live.midi.counters
     assert _wait(lambda: pulses["pulses"] >= 49, 30.0)  # two beats after beat 0
     assert box.state.modulation.tempo_bpm == pytest.approx(bpm, abs=0.5)
     early = box.state.modulation
+    offsets = [frame_offset()]
     assert _wait(lambda: pulses["pulses"] == 24 * beats + 1, 60.0)
     late = box.state.modulation
     offsets.append(frame_offset())

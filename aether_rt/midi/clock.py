@@ -33,8 +33,8 @@ WINDOW_PULSES = 48
 MIN_PULSES = 6
 #: A gap this many pulse periods long means the sender paused: the estimate restarts.
 GAP_PERIODS = 4.0
-#: Pulses further than this from the fitted line are left out of the tempo (read late).
-OUTLIER_S = 0.002
+#: Pulses later than this behind the fitted line are left out of the tempo (read late).
+OUTLIER_S = 0.0015
 
 
 class ClockState(NamedTuple):
@@ -66,17 +66,22 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 
 def _slope(times: tuple[float, ...]) -> float:
-    """Seconds per pulse of equally numbered ``times``: least squares, refitted without outliers.
+    """Seconds per pulse of equally numbered ``times``: a least-squares line fitted to the punctual pulses.
 
-    A pulse read late (the machine stalled the MIDI system for a moment) is far off the
-    line; left in, a few of them skewed the tempo by a BPM or more. Pulses within
-    ``OUTLIER_S`` of the first fit (port timestamps move in audio periods) are kept.
+    A time stamp is never early, only late (the machine stalled the MIDI system for a
+    moment; port stamps also move in audio periods): left in, a few late pulses skewed
+    the tempo by a BPM or more. So the line is refitted to the pulses no more than
+    ``OUTLIER_S`` above it, until they stay the same (a few rounds).
     """
     points = list(enumerate(times))
+    kept = points
     slope, intercept = _fit(points)
-    kept = [(i, t) for i, t in points if abs(t - (intercept + slope * i)) <= OUTLIER_S]
-    if len(kept) >= max(3, len(points) // 2) and len(kept) < len(points):
-        slope, _ = _fit(kept)
+    for _ in range(4):
+        punctual = [(i, t) for i, t in points if t - (intercept + slope * i) <= OUTLIER_S]
+        if len(punctual) == len(kept) or len(punctual) < max(3, len(points) // 3):
+            break
+        kept = punctual
+        slope, intercept = _fit(kept)
     return slope
 
 
