@@ -263,6 +263,7 @@ def test_learn_binds_the_next_control_and_saves_the_map(tmp_path: Path) -> None:
     # a coarse CC followed at once by its partner 32 above: learned as a 14-bit pair
     midi.learn("sweep")
     port.items = [([0xB0, 2, 127], 0.0), ([0xB0, 34, 127], 0.0)]
+    midi._last_apply = 0.0  # (changes are applied at most every COALESCE_S)
     midi.drain()
     assert load_map(path).binding_for(0, 34) == Binding(2, "sweep", channel=0, fine=True)
     assert box.state.modulation.center[0] == pytest.approx(2.0)
@@ -304,6 +305,7 @@ def test_count_start_stop_continue_and_a_paused_clock() -> None:
     for i in range(30):
         state = mc.pulse(state, i * 0.02)
     assert state.pulses == 29 and mc.beats(state) == pytest.approx(29 / 24)
+    assert mc.tempo_bpm(state) == pytest.approx(60 / (24 * 0.02))
     state = mc.stop(state)
     for i in range(30, 40):
         state = mc.pulse(state, i * 0.02)
@@ -338,3 +340,41 @@ def test_a_few_late_pulses_do_not_skew_the_tempo() -> None:
     for t in times:
         state = mc.pulse(state, t)
     assert mc.tempo_bpm(state) == pytest.approx(120.0, abs=0.5)
+
+
+def test_the_page_arms_learn_and_the_next_control_binds() -> None:
+    """The web page's learn request, over a real WebSocket, reaches the MIDI side."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from aether_rt.web.protocol import ProtocolError, parse_request
+    from aether_rt.web.server import WebServer
+
+    assert parse_request('{"type": "learn", "param": "sweep", "id": 3}', 4).param == "sweep"
+    with pytest.raises(ProtocolError, match="unknown parameter 'wah'"):
+        parse_request('{"type": "learn", "param": "wah"}', 4)
+    with pytest.raises(ProtocolError, match="unknown field"):
+        parse_request('{"type": "learn", "param": "mix", "value": 1}', 4)
+
+    box, port = StateBox(_state()), ListPort()
+    midi = MidiInput(box, lambda: 0.0, port, midi_map=DEFAULT_MAP)
+    flat = np.tile([1.0, 0.0, 0.0, 0.0, 0.0], (32, 1))
+    for learn, expect_midi in ((None, False), (midi.learn, True)):
+        server = WebServer(box, lambda: 0.0, sample_rate_hz=48_000.0, coeffs=lambda: flat, port=0)
+        server.midi_learn = learn
+        server.start()
+        try:
+            with connect(f"ws://127.0.0.1:{server.port}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
+                assert json.loads(ws.recv(timeout=5))["midi"] is expect_midi
+                ws.send(json.dumps({"type": "learn", "param": "gain/out", "id": 7}))
+                while (reply := json.loads(ws.recv(timeout=5)))["type"] not in ("ack", "error"):
+                    pass
+        finally:
+            server.stop()
+        if not expect_midi:
+            assert reply["type"] == "error" and "MIDI is off" in reply["message"]
+    assert reply == {"type": "ack", "id": 7} and midi.learning == "gain/out"
+    port.items = [([0xB0, 25, 127], 0.0)]
+    midi.drain()
+    assert box.state.output_gain_db == 24.0  # the top of gain/out's range

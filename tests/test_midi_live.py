@@ -294,3 +294,54 @@ def test_a_port_that_vanishes_is_reported_once(jack_server: None, caplog, monkey
         assert midi._thread.is_alive()
     finally:
         midi.stop()
+
+
+def test_run_midi_learns_saves_and_reports_through_the_cli(jack_server: None, tmp_path: Path) -> None:
+    """`aether-rt run --midi --midi-learn mix` as a user runs it: learn, the saved map, OSC status."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    osc_port = probe.getsockname()[1]
+    probe.close()
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), JACK_NO_START_SERVER="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--midi", "--midi-learn", "mix",
+         "--osc-port", str(osc_port), "--duration", "120"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    sender = RemoteSender()
+    try:
+        assert _wait(lambda: any("Ctrl-C stops" in line for line in lines) or proc.poll() is not None, 120.0)
+        assert proc.poll() is None, "".join(lines)
+        assert any("MIDI in aether-rt:midi in" in line for line in lines)
+        sender.connect_to("aether-rt:midi in")
+        sender.send([0xB2, 30, 32])  # learned: CC 30 on channel 3 -> mix = 32/127
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        status: dict[str, tuple] = {}
+
+        def mix_learned() -> bool:
+            client.sendto(OscMessageBuilder("/aether/status").build().dgram, ("127.0.0.1", osc_port))
+            status.update(_osc_values(client, 0.6))
+            return status.get("/aether/mix", (None,))[0] == pytest.approx(32 / 127, abs=1e-3)
+
+        assert _wait(mix_learned, 10.0), status
+        assert status["/aether/status/midi/learned"] == (1,) and status["/aether/status/midi/learning"] == ("",)
+        saved = load_map(tmp_path / "config" / "aether-rt" / "midi-map.yaml")
+        assert saved.binding_for(2, 30).param == "mix"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        sender.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert any("MIDI learn: CC 30 on channel 3 -> mix" in line for line in lines), "".join(lines)

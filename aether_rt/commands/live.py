@@ -213,6 +213,7 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: A
         if web is not None:  # pictures from the cache now; the ones it lacks follow, once the audio runs
             from aether_rt.web.pictures import start_drawing
 
+            web.midi_learn = midi.learn if midi is not None else None  # before attach: every page hears of it
             attach_web(web, engine, model, shelf)
             audio_runs = lambda: engine.clock() > 0.0  # noqa: E731
             background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop, after=audio_runs)

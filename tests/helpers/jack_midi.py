@@ -119,6 +119,10 @@ class RemoteSender:
         """Start, then ``pulses`` pulses ``bpm_frames_per_pulse`` apart from the returned frame (beat 0)."""
         return int(self._call("clock", bpm_frames_per_pulse, pulses, lead_frames))  # type: ignore[arg-type]
 
+    def sweep(self, control: int, frames_apart: int, count: int) -> int:
+        """``count`` CCs sweeping ``control`` up and down, ``frames_apart`` apart; returns the first's frame."""
+        return int(self._call("sweep", control, frames_apart, count))  # type: ignore[arg-type]
+
     def pending(self) -> int:
         return int(self._call("pending"))  # type: ignore[arg-type]
 
@@ -145,6 +149,12 @@ def _serve(name: str) -> None:
             fpp, pulses, lead = args
             first = sender.client.frame_time + lead
             sender.schedule([(first - 100, [0xFA])] + [(first + k * fpp, [0xF8]) for k in range(pulses)])
+            out = first
+        elif command == "sweep":  # a pedal: CC ``control`` up and down, one event every ``frames_apart``
+            control, frames_apart, count = args
+            first = sender.client.frame_time + 2048
+            values = [abs((k % 254) - 127) for k in range(count)]
+            sender.schedule([(first + k * frames_apart, [0xB0, control, v]) for k, v in enumerate(values)])
             out = first
         elif command == "pending":
             out = sender.pending()
