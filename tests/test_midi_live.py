@@ -321,7 +321,7 @@ def test_run_midi_learns_saves_and_reports_through_the_cli(jack_server: None, tm
     try:
         assert _wait(lambda: any("Ctrl-C stops" in line for line in lines) or proc.poll() is not None, 120.0)
         assert proc.poll() is None, "".join(lines)
-        assert any("MIDI in aether-rt:midi in" in line for line in lines)
+        assert any("MIDI in aether-rt:midi in" in line for line in lines), "".join(lines)
         sender.connect_to("aether-rt:midi in")
         sender.send([0xB2, 30, 32])  # learned: CC 30 on channel 3 -> mix = 32/127
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -92,7 +92,7 @@ class MidiPort:
         self._in.ignore_types(sysex=False, timing=False, active_sense=True)  # SysEx counted, clock followed
         if name is None:
             self._in.open_virtual_port(VIRTUAL_PORT)
-            self.name = f"{CLIENT_NAME}:{VIRTUAL_PORT}" if "JACK" in self.api else VIRTUAL_PORT
+            self.name = f"{CLIENT_NAME}:{VIRTUAL_PORT}"  # as JACK and ALSA name it (client:port)
             self.virtual = True
             return
         ports = [p for p in self._in.get_ports() if not p.startswith(CLIENT_NAME)]
