@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("devices", help="list audio devices", description="List the audio devices PortAudio sees.")
+    p = sub.add_parser("devices", help="list audio devices and MIDI inputs",
+                       description="List the audio devices PortAudio sees, and the MIDI input ports.")  # fmt: skip
     p.set_defaults(func=_cmd_devices)
 
     p = sub.add_parser(
@@ -138,6 +139,15 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--ir-library", metavar="FOLDER",
                      help="show the impulse responses below FOLDER on the page's latent planes (click one to go "
                           "there); encoded at start, beside the running effect")  # fmt: skip
+    midi = p.add_argument_group("MIDI control (docs/midi.md)")
+    midi.add_argument("--midi", nargs="?", const="", metavar="NAME",
+                      help="follow MIDI: alone, open a port other programs connect to; with NAME, connect to the "
+                           "input port whose name contains NAME (aether-rt devices lists them)")  # fmt: skip
+    midi.add_argument("--midi-map", metavar="FILE",
+                      help="the MIDI map to use, and where learned bindings are saved (default: "
+                           "~/.config/aether-rt/midi-map.yaml if it exists, else the default map)")  # fmt: skip
+    midi.add_argument("--midi-learn", metavar="PARAM", choices=_param_names(),
+                      help="bind the next control change received to PARAM (%(choices)s) and save the map")  # fmt: skip
     p.set_defaults(func=live.cmd_run)
 
     p = sub.add_parser(
@@ -284,12 +294,20 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from aether_rt.audio import devices
+    from aether_rt.midi.session import describe_inputs
 
     found = devices.list_devices()
     print(devices.format_devices(found))
     if not found:
         print(f"hint: {devices._NO_DEVICE_HINT}")
+    print(describe_inputs())
     return 0
+
+
+def _param_names() -> list[str]:
+    from aether_rt.params import BY_NAME
+
+    return list(BY_NAME)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

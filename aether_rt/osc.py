@@ -148,6 +148,8 @@ class OscServer:
         status: extra figures for ``/aether/status`` (engine counters).
         preset_name: the preset the run started with, or where to read the current one
             (a shared :class:`~aether_rt.preset.PresetShelf`'s, which keeps it up to date).
+        midi_learn: binds the next MIDI control change to a parameter (``/aether/midi/learn``;
+            raises UserError for an unknown one), when MIDI is on.
 
     """
 
@@ -164,12 +166,14 @@ class OscServer:
         save_preset: Callable[[str, ControlState], Any] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
         preset_name: str | Callable[[], str] = "",
+        midi_learn: Callable[[str], None] | None = None,
     ) -> None:
         self.box, self.clock = box, clock
         self.host, self._port = host, port
         self.allow = allow
         self.recall_preset, self.save_preset, self.status_figures = recall_preset, save_preset, status
         self._preset_name = preset_name
+        self.midi_learn = midi_learn
         self.addresses = Addresses(box.state.modulation.latent_dim)
         self.counters = dict.fromkeys(
             ("packets", "messages", "applied", "rejected", "unknown", "malformed", "denied", "stale", "scheduled",
@@ -384,6 +388,13 @@ class OscServer:
             path = self.save_preset(name, self.box.state)
             self._set_preset_name(name)
             log.info("saved preset %s (%s)", name, path)
+            self.counters["applied"] += 1
+            return
+        if address == "/aether/midi/learn":  # the MIDI side binds its next control change
+            name = text_arg(address, args)
+            if self.midi_learn is None:
+                raise RejectedError(f"{address}: MIDI is off (run --midi)")
+            self.midi_learn(name)
             self.counters["applied"] += 1
             return
         if not address.startswith("/aether/"):

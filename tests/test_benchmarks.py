@@ -116,3 +116,21 @@ def test_start_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path)
     assert plain["audio_s"] > 0 and plain["page_s"] is None
     assert 0 < web["page_s"] <= web["connected_s"] <= web["pictures_s"] and "machine" in result
     assert "|" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_midi_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path) -> None:
+    out = tmp_path / "midi.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_midi.py"), "--seconds", "1", "--changes", "10", "--clock-seconds", "2",
+         "--tempos", "120", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["latency"]["changes"] == 10 and "machine" in result
+    assert result["sweep"]["engine + 1000 CC/s"]["cc_received"] > 0
+    assert result["sweep"]["engine alone"]["cc_received"] == 0
+    assert [c["bpm"] for c in result["clock"]] == [120]
+    assert "|" in done.stdout

@@ -165,26 +165,46 @@ def _run(args: argparse.Namespace) -> int:
     check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
     # The page is served from now on (it says "starting" until the effect is attached),
     # and a taken port is reported before the seconds of loading and compiling.
-    web = start_web(args)
+    from aether_rt.midi.session import open_midi
+
+    midi = open_midi(args)  # a missing port or a bad map: before anything slow
     try:
-        return _run_effect(args, settings, web)
+        web = start_web(args)
+    except BaseException:
+        if midi is not None:
+            midi.port.close()
+        raise
+    try:
+        return _run_effect(args, settings, web, midi)
     finally:
         if web is not None:  # (already stopped, unless the start-up failed)
             web.stop()
 
 
-def _run_effect(args: argparse.Namespace, settings: Any, web: Any) -> int:
+def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: Any = None) -> int:
     from aether_rt.control import StateBox
     from aether_rt.engine import Engine
+    from aether_rt.midi.session import start_midi
 
-    model, preset = model_and_preset(args)
-    library = read_ir_library(args, model)
-    state = control_state(args, model.config.latent_dim, preset, model)
-    source = load_source(args.input, settings.samplerate)[0] if is_source(args.input) else None
-    engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
-                    record_dir=Path(args.record) if args.record else None)  # fmt: skip
-    shelf = preset_shelf(args, model, preset)
-    osc = start_osc(args, engine, shelf)
+    try:
+        model, preset = model_and_preset(args)
+        library = read_ir_library(args, model)
+        state = control_state(args, model.config.latent_dim, preset, model)
+        source = load_source(args.input, settings.samplerate)[0] if is_source(args.input) else None
+        engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
+                        record_dir=Path(args.record) if args.record else None)  # fmt: skip
+        shelf = preset_shelf(args, model, preset)
+        midi = start_midi(midi_setup, args, engine, shelf)
+    except BaseException:
+        if midi_setup is not None:
+            midi_setup.port.close()
+        raise
+    try:
+        osc = start_osc(args, engine, shelf, midi)
+    except BaseException:
+        if midi is not None:
+            midi.stop()
+        raise
     # Threads doing JAX work beside the run; joined before returning (a daemon thread in XLA
     # code at interpreter shutdown crashed the process: exit status -11 after a port error).
     background: list[threading.Thread] = []
@@ -193,6 +213,7 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any) -> int:
         if web is not None:  # pictures from the cache now; the ones it lacks follow, once the audio runs
             from aether_rt.web.pictures import start_drawing
 
+            web.midi_learn = midi.learn if midi is not None else None  # before attach: every page hears of it
             attach_web(web, engine, model, shelf)
             audio_runs = lambda: engine.clock() > 0.0  # noqa: E731
             background += start_drawing(web.pictures, model, web.sample_rate_hz, stop=stop, after=audio_runs)
@@ -207,13 +228,14 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any) -> int:
             f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
             + (f"; OSC on {args.osc_host}:{osc.port}" if osc else "")
             + (f"; web page at {web.url}" if web else "")
+            + (f"; MIDI in {midi.port.name}" if midi else "")
             + "; Ctrl-C stops",
             file=sys.stderr,
         )
         status = engine.run(args.duration, Path(args.stats) if args.stats else None)
     finally:
         stop.set()
-        for server in (web, osc):
+        for server in (web, osc, midi):
             if server is not None:
                 server.stop()
         for thread in background:  # at most the chunk, preset or picture in flight
@@ -270,7 +292,7 @@ def preset_shelf(args: argparse.Namespace, model: Any, preset: Any) -> Any:
     """The presets OSC and the web page load and save by name (None when neither is on)."""
     from aether_rt.preset import PresetShelf
 
-    if args.no_osc and args.web is None:
+    if args.no_osc and args.web is None and args.midi is None:
         return None
     dirs = [Path(d).expanduser() for d in args.preset_dir]
     return PresetShelf(dirs, model, preset.name if preset is not None else "")
@@ -328,7 +350,7 @@ def read_ir_library(args: argparse.Namespace, model: Any) -> Any:
     return library
 
 
-def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
+def start_osc(args: argparse.Namespace, engine: Any, shelf: Any, midi: Any = None) -> Any:
     """The OSC server for a run (None with ``--no-osc``), listening before the audio starts.
 
     The default port being taken is a warning (the effect runs without OSC); a port
@@ -348,8 +370,9 @@ def start_osc(args: argparse.Namespace, engine: Any, shelf: Any) -> Any:
         feedback=feedback,
         recall_preset=shelf.recall,
         save_preset=lambda name, state: shelf.save(name, state, "a live run (OSC)"),
-        status=engine.meters,
+        status=engine.meters if midi is None else lambda: {**engine.meters(), **midi.status()},
         preset_name=lambda: shelf.current,
+        midi_learn=midi.learn if midi is not None else None,
     )
     try:
         server.start()

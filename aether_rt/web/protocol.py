@@ -21,6 +21,7 @@ from aether_rt.addresses import SCALARS, Addresses, RejectedError, state_view
 from aether_rt.control import ControlState
 from aether_rt.dsp.biquad import section_response_db
 from aether_rt.modulation import LEARNED_BOUND, MODES
+from aether_rt.params import BY_NAME
 
 PROTOCOL_VERSION = 1
 #: Largest message the page may send (a set is ~60 bytes; a preset save a few hundred).
@@ -30,7 +31,7 @@ N_PLOT_FREQS = 160
 #: The plot's curves are sent in tenths of a dB, as integers (half the bytes of floats, and
 #: far finer than a screen pixel).
 DB_STEP = 0.1
-MESSAGE_TYPES = ("set", "preset", "save")
+MESSAGE_TYPES = ("set", "preset", "save", "learn")
 #: The z sliders' reach (|z| <= 3); the region the model learned is LEARNED_BOUND (2).
 Z_SLIDER_BOUND = 3.0
 _FLAGS = ("bypass", "sync")
@@ -49,7 +50,8 @@ class Request:
     """A checked message from the page.
 
     Attributes:
-        kind: ``set``, ``preset`` (load by name) or ``save`` (the current state, by name).
+        kind: ``set``, ``preset`` (load by name), ``save`` (the current state, by name) or
+            ``learn`` (bind the next MIDI control change to ``param``, a registry name).
         request_id: the page's number for the reply (None: the page wants no ack).
         param: for ``set``: the parameter (an OSC address without ``/aether/``).
         value: for ``set``: the value; for ``preset``/``save``: the name.
@@ -121,7 +123,8 @@ def parse_request(text: str | bytes, latent_dim: int) -> Request:
     kind = msg.get("type")
     if kind not in MESSAGE_TYPES:
         raise ProtocolError(f"type: expected one of {', '.join(MESSAGE_TYPES)}, got {kind!r}", rid)
-    allowed = {"type", "id", "param", "value"} if kind == "set" else {"type", "id", "name"}
+    fields = {"set": {"param", "value"}, "learn": {"param"}}.get(kind, {"name"})
+    allowed = {"type", "id", *fields}
     extra = sorted(set(msg) - allowed)
     if extra:
         raise ProtocolError(f"{kind}: unknown field(s) {', '.join(map(repr, extra))}", rid)
@@ -139,6 +142,11 @@ def parse_request(text: str | bytes, latent_dim: int) -> Request:
         if "value" not in msg:
             raise ProtocolError(f"{param}: no 'value'", rid)
         return Request(kind, rid, param, _check_value(param, msg["value"], latent_dim, rid))
+    if kind == "learn":
+        param = msg.get("param")
+        if param not in BY_NAME:
+            raise ProtocolError(f"learn: unknown parameter {param!r}; MIDI learns {', '.join(BY_NAME)}", rid)
+        return Request(kind, rid, param, None)
     name = msg.get("name")
     if not isinstance(name, str) or not name:
         raise ProtocolError(f"{kind}: expected a preset 'name'", rid)
@@ -182,12 +190,19 @@ def page_state(state: ControlState, live_z: np.ndarray, preset: str) -> dict[str
 
 
 def hello(
-    latent_dim: int, sample_rate_hz: float, presets: list[str], images: list[str], registry: dict[str, Any]
+    latent_dim: int,
+    sample_rate_hz: float,
+    presets: list[str],
+    images: list[str],
+    registry: dict[str, Any],
+    *,
+    midi: bool = False,
 ) -> dict[str, Any]:
     """The first message on a connection: what the page needs to lay itself out.
 
     ``registry`` is :func:`aether_rt.params.describe` of the current state: the
     parameters' ranges and descriptions, from which the page builds its controls.
+    ``midi``: MIDI is on, so the page offers MIDI learn per control.
     """
     return {
         "type": "hello",
@@ -203,6 +218,7 @@ def hello(
         "images": images,
         "params": param_names(latent_dim),
         "registry": registry,
+        "midi": midi,
     }
 
 

@@ -190,6 +190,9 @@ class WebServer:
         )  # fmt: skip
         self._files = self._load_files()
         self._attached = False
+        #: Binds the next MIDI control change to a parameter (set before ``attach`` with ``run --midi``;
+        #: the page then offers MIDI learn per control).
+        self.midi_learn: Callable[[str], None] | None = None
         if box is not None:
             if clock is None or coeffs is None:
                 raise TypeError("a WebServer with a box needs its clock and coeffs")
@@ -375,9 +378,8 @@ class WebServer:
         self._pages.add(page)
         self.counters["pages"] += 1
         registry = describe(self.box.state)
-        hello = protocol.hello(
-            self.latent_dim, self.sample_rate_hz, self._preset_names(), list(self.pictures.names), registry
-        )
+        hello = protocol.hello(self.latent_dim, self.sample_rate_hz, self._preset_names(), list(self.pictures.names),
+                               registry, midi=self.midi_learn is not None)  # fmt: skip
         page.post(self._dumps(hello))
         for name in self.pictures.ready():  # the rest follow as they are drawn (_picture_ready)
             page.post(self._dumps(_image_message(name)))
@@ -425,6 +427,10 @@ class WebServer:
             now = self.clock()
             if request.kind == "set":
                 self.box.modify(lambda s: protocol.apply_set(self.addresses, s, request, now), source="web")
+            elif request.kind == "learn":  # the MIDI side binds its next control change
+                if self.midi_learn is None:
+                    raise protocol.ProtocolError("learn: MIDI is off (run --midi)", rid)
+                self.midi_learn(request.param)
             elif self.presets is None:
                 raise protocol.ProtocolError(f"{request.kind}: this run has no presets", rid)
             elif request.kind == "preset":

@@ -119,6 +119,29 @@ function setup(hello) {
     figure.hidden = !hello.images.includes(name);
     figure.classList.toggle("drawing", !figure.hidden); // until its "image" message: drawn at start
   }
+  addLearnButtons(hello);
+}
+
+// With run --midi: a "MIDI" button beside each control; the next control change the player
+// moves drives that parameter (docs/midi.md).
+function addLearnButtons(hello) {
+  for (const old of document.querySelectorAll("button.learn")) old.remove();
+  if (!hello.midi) return;
+  const names = new Set(hello.registry.params.map((p) => p.name));
+  for (const el of document.querySelectorAll("[data-param]")) {
+    const param = el.dataset.param.replace(/\/norm$/, "");
+    if (!names.has(param)) continue;
+    const button = document.createElement("button");
+    Object.assign(button, { type: "button", className: "learn", textContent: "MIDI",
+                            title: `MIDI learn: the next control you move drives ${param}` });
+    button.dataset.learn = param;
+    button.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      send({ type: "learn", param });
+      say(`MIDI learn: move a control for ${param}`, true);
+    });
+    el.after(button);
+  }
 }
 
 // The parameter registry (aether_rt/params.py): the ranges and descriptions of the page's

@@ -1,0 +1,380 @@
+"""MIDI without ports: bytes -> messages, maps (default, ranges, YAML), the clock follower.
+
+Expected values come from the MIDI 1.0 specification (status bytes, running status,
+realtime bytes) and from the parameters' documented ranges, worked out by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aether_rt.cli import main
+from aether_rt.control import ControlState, StateBox
+from aether_rt.errors import UserError
+from aether_rt.midi import clock as mc
+from aether_rt.midi.input import MidiInput
+from aether_rt.midi.mapping import DEFAULT_MAP, Binding, MidiMap, apply_binding, load_map, save_map
+from aether_rt.midi.messages import Clock, ControlChange, Parser, ProgramChange, Start, Stop, parse
+from aether_rt.modulation import Modulation
+
+# -- parsing ----------------------------------------------------------------------------
+
+
+def test_control_and_program_changes() -> None:
+    assert parse([0xB0, 11, 64]) == [ControlChange(0, 11, 64)]
+    assert parse([0xBF, 7, 127]) == [ControlChange(15, 7, 127)]
+    assert parse([0xC5, 3]) == [ProgramChange(5, 3)]
+
+
+def test_running_status_repeats_the_last_channel_status() -> None:
+    assert parse([0xB2, 1, 10, 20, 2, 30]) == [ControlChange(2, 1, 10), ControlChange(2, 20, 2)]
+    assert parse([0xC5, 3, 4]) == [ProgramChange(5, 3), ProgramChange(5, 4)]
+
+
+def test_realtime_bytes_inside_a_message_do_not_disturb_it() -> None:
+    assert parse([0xB0, 0xF8, 7, 0xFA, 100]) == [Clock(), Start(), ControlChange(0, 7, 100)]
+    # ... nor running status
+    assert parse([0xB0, 7, 1, 0xF8, 7, 2]) == [ControlChange(0, 7, 1), Clock(), ControlChange(0, 7, 2)]
+    # active sensing and system reset are ignored, counted
+    p = Parser()
+    assert p.feed([0xFE, 0xFF, 0xFC]) == [Stop()]
+    assert p.counts["ignored"] == 2
+
+
+def test_sysex_is_skipped_counted_and_cancels_running_status() -> None:
+    p = Parser()
+    assert p.feed([0xF0, 0x7E, 1, 2, 3, 0xF7, 0xB0, 1, 2]) == [ControlChange(0, 1, 2)]
+    assert p.counts["sysex"] == 1
+    assert p.feed([0xF0, 0x7E, 0xF7, 3, 4]) == []  # no running status after SysEx: 2 stray bytes
+    assert p.counts == {"sysex": 2, "ignored": 0, "stray": 2}
+    # realtime inside SysEx still counts as realtime
+    assert p.feed([0xF0, 1, 0xF8, 2, 0xF7]) == [Clock()]
+
+
+def test_a_sysex_flood_in_pieces_leaves_the_parser_working() -> None:
+    p = Parser()
+    flood = [0xF0] + [0x55] * 100_000 + [0xF7]
+    for i in range(0, len(flood), 997):
+        assert p.feed(flood[i : i + 997]) == []
+    assert p.counts["sysex"] == 1
+    assert p.feed([0xB3, 64, 127]) == [ControlChange(3, 64, 127)]
+
+
+def test_messages_split_across_reads_and_interrupted_ones() -> None:
+    p = Parser()
+    assert p.feed([0xB0, 11]) == []
+    assert p.feed([64]) == [ControlChange(0, 11, 64)]
+    # a status byte cuts a partial message short: it is dropped, counted
+    assert p.feed([0xB0, 11, 0xC0, 5]) == [ProgramChange(0, 5)]
+    assert p.counts["stray"] == 1
+
+
+def test_notes_and_other_messages_are_ignored() -> None:
+    p = Parser()
+    assert p.feed([0x90, 60, 100, 62, 100, 0xE0, 0, 64, 0xD0, 5]) == []
+    assert p.counts["ignored"] == 4
+    # song position (2 data bytes) cancels running status; the bytes after it are stray
+    assert p.feed([0xB0, 1, 1, 0xF2, 0, 0, 5]) == [ControlChange(0, 1, 1)]
+    assert p.counts["stray"] == 1
+    assert parse([5, 6, 0xF7, 0xF4]) == []  # no status at all: nothing, no error
+
+
+def test_random_bytes_never_raise() -> None:
+    rng = np.random.default_rng(13)
+    p = Parser()
+    for _ in range(50):
+        for msg in p.feed(rng.integers(0, 256, 1000).tolist()):
+            if isinstance(msg, ControlChange):
+                assert 0 <= msg.control < 128 and 0 <= msg.value < 128 and 0 <= msg.channel < 16
+
+
+# -- maps -------------------------------------------------------------------------------
+
+
+def _state() -> ControlState:
+    return ControlState(modulation=Modulation(mode="static"))
+
+
+def test_default_map_expression_depth_mix_footswitch() -> None:
+    s = _state()
+    bound = s.modulation.bound  # 2.0: the sweep covers -bound..bound
+    sweep = DEFAULT_MAP.binding_for(0, 11)
+    assert sweep is not None and sweep.param == "sweep"
+    toe = apply_binding(sweep, 1.0, s, 0.0).modulation
+    assert toe.center[0] == toe.center[1] == bound
+    heel = apply_binding(sweep, 0.0, s, 0.0).modulation
+    assert heel.center[0] == heel.center[1] == -bound
+    assert heel.center[2:] == s.modulation.center[2:]  # only the fast pair moves
+    mid = apply_binding(sweep, 64 / 127, s, 0.0).modulation
+    assert mid.center[0] == pytest.approx(-2.0 + 4.0 * 64 / 127)
+    assert apply_binding(DEFAULT_MAP.binding_for(3, 7), 0.25, s, 0.0).mix == pytest.approx(0.25)
+    depth = apply_binding(DEFAULT_MAP.binding_for(0, 1), 0.5, s, 0.0).modulation
+    assert depth.depth[0] == pytest.approx(0.5 * 2 * bound)  # depth spans 0..2*bound
+    foot = DEFAULT_MAP.binding_for(0, 64)
+    assert apply_binding(foot, 64 / 127, s, 0.0).bypass is True
+    assert apply_binding(foot, 63 / 127, s, 0.0).bypass is False
+    assert DEFAULT_MAP.binding_for(0, 20) is None
+
+
+def test_ranges_in_units_and_invert() -> None:
+    s = _state()
+    b = Binding(7, "mix", minimum=0.2, maximum=0.6)
+    assert apply_binding(b, 0.5, s, 0.0).mix == pytest.approx(0.4)
+    inv = Binding(7, "mix", minimum=0.2, maximum=0.6, invert=True)
+    assert apply_binding(inv, 1.0, s, 0.0).mix == pytest.approx(0.2)
+    # the tempo in BPM: 90..150 over the travel
+    t = Binding(4, "tempo", minimum=90.0, maximum=150.0)
+    assert apply_binding(t, 0.5, s, 0.0).modulation.tempo_bpm == pytest.approx(120.0)
+    # a part of the 0..1 form
+    n = Binding(7, "mix", norm_range=(0.5, 1.0))
+    assert apply_binding(n, 0.0, s, 0.0).mix == pytest.approx(0.5)
+
+
+def test_learning_replaces_a_binding_on_the_same_control() -> None:
+    m = DEFAULT_MAP.learned(Binding(11, "mix", channel=0))
+    assert m.binding_for(0, 11).param == "mix"
+    assert m.binding_for(0, 7).param == "mix"  # the default CC 7 stays
+    assert len(m.bindings) == len(DEFAULT_MAP.bindings)
+
+
+def test_map_files_round_trip(tmp_path: Path) -> None:
+    m = MidiMap(
+        bindings=(Binding(2, "sweep", channel=3, fine=True, invert=True), Binding(80, "tempo", minimum=60, maximum=180),
+                  Binding(7, "mix", norm_range=(0.1, 0.9))),
+        program_change=False, channel=9,
+    )  # fmt: skip
+    path = save_map(m, tmp_path / "deep" / "map.yaml")
+    assert load_map(path) == m
+    text = path.read_text()
+    assert "channel: 4" in text and "channel: 10" in text  # channels as people count them
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("controls:\n  - cc: 11\n    param: wah\n", "controls[0].param"),
+        ("controls:\n  - cc: 200\n    param: mix\n", "controls[0].cc"),
+        ("controls:\n  - cc: 40\n    param: mix\n    fine: true\n", "controls[0].cc"),
+        ("controls:\n  - cc: 1\n    param: mix\n    colour: red\n", "controls[0].colour"),
+        ("controls:\n  - param: mix\n", "controls[0].cc"),
+        ("controls:\n  - cc: 1\n    param: mix\n    min: 0\n", "controls[0].max"),
+        ("controls:\n  - cc: 1\n    param: bypass\n    min: 0\n    max: 1\n", "controls[0].min"),
+        ("controls:\n  - cc: 1\n    param: tempo\n    min: 5\n    max: 100\n", "controls[0].min"),
+        ("controls:\n  - cc: 1\n    param: mix\n    channel: 17\n", "controls[0].channel"),
+        ("controls:\n  - cc: 1\n    param: mix\n    invert: maybe\n", "controls[0].invert"),
+        ("controls: 5\n", "controls"),
+        ("clock: 1\n", "clock"),
+        ("progam_change: false\n", "progam_change"),
+    ],
+)
+def test_malformed_map_names_the_file_and_key(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        load_map(path)
+    assert str(path) in str(err.value) and f": {key}:" in str(err.value)
+
+
+def test_a_bad_map_file_exits_2_before_anything_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("controls:\n  - cc: 11\n    param: wah\n")
+    assert main(["run", "--midi", "--midi-map", str(path), "--input", "demo", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "controls[0].param" in err and "Traceback" not in err
+    path.write_text("controls: [unclosed\n")
+    assert main(["run", "--midi", "--midi-map", str(path), "--input", "demo", "--duration", "1"]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_midi_flags_need_midi(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--midi-learn", "mix", "--input", "demo", "--duration", "1"]) == 2
+    assert "add --midi" in capsys.readouterr().err
+
+
+# -- the MIDI thread's logic, fed from a list (the live tests use real JACK ports) ------
+
+
+class ListPort:
+    """A port that returns queued (bytes, delta) readings."""
+
+    name = "list"
+
+    def __init__(self) -> None:
+        self.items: list[tuple[list[int], float]] = []
+
+    def poll(self) -> tuple[list[int], float] | None:
+        return self.items.pop(0) if self.items else None
+
+    def present(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_fourteen_bit_pairs_and_coalescing() -> None:
+    box = StateBox(_state())
+    changes = []
+    box.subscribe(lambda s, src: changes.append(src))
+    port = ListPort()
+    midi = MidiInput(box, lambda: 0.0, port, midi_map=MidiMap((Binding(7, "mix", fine=True),)))
+    port.items = [([0xB0, 7, 64], 0.0), ([0xB0, 39, 0], 0.0)]
+    midi.drain()
+    assert box.state.mix == pytest.approx(8192 / 16383)  # (64 << 7 | 0) / 16383
+    port.items = [([0xB0, 39, 127], 0.0)]
+    midi._last_apply = 0.0
+    midi.drain()
+    assert box.state.mix == pytest.approx((64 * 128 + 127) / 16383)
+    # A new coarse value clears the fine part (MIDI 1.0): 100 << 7
+    port.items = [([0xB0, 7, 100], 0.0)]
+    midi._last_apply = 0.0
+    midi.drain()
+    assert box.state.mix == pytest.approx(100 * 128 / 16383)
+    # 500 CCs in one read become one state change, with the last value
+    n = len(changes)
+    port.items = [([0xB0, 7, v % 128], 0.0) for v in range(500)] + [([0xB0, 7, 3], 0.0)]
+    midi._last_apply = 0.0
+    midi.drain()
+    assert len(changes) == n + 1 and box.state.mix == pytest.approx(3 * 128 / 16383)
+    assert midi.counters["cc"] == 4 + 501
+
+
+def test_learn_binds_the_next_control_and_saves_the_map(tmp_path: Path) -> None:
+    box = StateBox(_state())
+    port = ListPort()
+    path = tmp_path / "learned.yaml"
+    midi = MidiInput(box, lambda: 0.0, port, midi_map=DEFAULT_MAP, map_path=path)
+    with pytest.raises(UserError, match="there are: mix"):
+        midi.learn("wah")
+    midi.learn("mix")
+    port.items = [([0xB4, 20, 127], 0.0)]  # CC 20 on channel 5
+    midi.drain()
+    assert box.state.mix == 1.0 and midi.learning is None
+    port.items = [([0xB4, 20, 0], 0.0)]
+    midi._last_apply = 0.0
+    midi.drain()
+    assert box.state.mix == 0.0
+    saved = load_map(path)
+    assert saved.binding_for(4, 20) == Binding(20, "mix", channel=4)
+    assert saved.binding_for(0, 20) is None  # learned on channel 5 only
+    # a coarse CC followed at once by its partner 32 above: learned as a 14-bit pair
+    midi.learn("sweep")
+    port.items = [([0xB0, 2, 127], 0.0), ([0xB0, 34, 127], 0.0)]
+    midi._last_apply = 0.0  # (changes are applied at most every COALESCE_S)
+    midi.drain()
+    assert load_map(path).binding_for(0, 34) == Binding(2, "sweep", channel=0, fine=True)
+    assert box.state.modulation.center[0] == pytest.approx(2.0)
+
+
+def test_unmapped_controls_and_missing_programs_are_counted() -> None:
+    box = StateBox(_state())
+    port = ListPort()
+    midi = MidiInput(box, lambda: 0.0, port, midi_map=DEFAULT_MAP, program=lambda n: None)
+    port.items = [([0xB0, 90, 1], 0.0), ([0xC0, 120], 0.0), ([0xF0, 1, 2, 0xF7], 0.0)]
+    midi.drain()
+    assert box.version == 0
+    status = midi.status()
+    assert status["midi/unmapped"] == 1 and status["midi/rejected"] == 1 and status["midi/sysex"] == 1
+
+
+# -- clock ------------------------------------------------------------------------------
+
+FS = 48_000
+PERIOD = 64
+
+
+def _pulse_times(bpm: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Pulse times as a port stamps them: sent at exact times, read at the start of the next 64-frame period."""
+    exact = 0.3 + np.arange(n) * 60.0 / (24 * bpm)
+    return np.ceil(exact * FS / PERIOD) * PERIOD / FS + rng.uniform(0, 2e-4, n)
+
+
+@pytest.mark.parametrize("bpm", [60.0, 120.0, 240.0, 97.3])
+def test_tempo_within_half_a_bpm_after_two_beats(bpm: float) -> None:
+    state = mc.ClockState()
+    for t in _pulse_times(bpm, 48, np.random.default_rng(1)):
+        state = mc.pulse(state, t)
+    assert mc.tempo_bpm(state) == pytest.approx(bpm, abs=0.5)
+
+
+def test_count_start_stop_continue_and_a_paused_clock() -> None:
+    state = mc.start(mc.ClockState())
+    for i in range(30):
+        state = mc.pulse(state, i * 0.02)
+    assert state.pulses == 29 and mc.beats(state) == pytest.approx(29 / 24)
+    assert mc.tempo_bpm(state) == pytest.approx(60 / (24 * 0.02))
+    state = mc.stop(state)
+    for i in range(30, 40):
+        state = mc.pulse(state, i * 0.02)
+    assert state.pulses == 29  # held while stopped; the tempo still follows
+    assert mc.tempo_bpm(state) == pytest.approx(60 / (24 * 0.02))
+    state = mc.resume(state)
+    state = mc.pulse(state, 40 * 0.02)
+    assert state.pulses == 30
+    state = mc.pulse(state, 40 * 0.02 + 5.0)  # a long gap: the tempo estimate starts again
+    assert len(state.times_s) == 1 and mc.tempo_bpm(state) is None
+
+
+def test_locked_phase_follows_the_beat_count_not_the_tempo_estimate() -> None:
+    mod = Modulation(mode="spiral", sync=True, rate_fast_hz=4.0, rate_slow_hz=16.0, tempo_bpm=120.0)
+    anchor = (0.0, 0.0)
+    # even with a tempo estimate 1% off, at beat 10 the fast phase is 10/4 cycles from the anchor
+    new = mc.locked(mod, 5.0, 10.0, anchor, 121.2)
+    assert new.tempo_bpm == 121.2
+    fast, slow = new.phases_at(5.0)
+    assert fast % 1.0 == pytest.approx(0.5) and slow == pytest.approx(10 / 16)
+    # without sync the rates are Hz: only the tempo changes, the phase stays continuous
+    free = Modulation(mode="spiral", rate_fast_hz=0.5)
+    moved = mc.locked(free, 3.0, 10.0, anchor, 90.0)
+    assert moved.phases_at(3.0)[0] % 1 == pytest.approx(free.phases_at(3.0)[0] % 1)
+
+
+def test_a_few_late_pulses_do_not_skew_the_tempo() -> None:
+    times = _pulse_times(120.0, 48, np.random.default_rng(2))
+    times[40:44] += np.array([0.012, 0.025, 0.018, 0.006])  # a stall: four pulses read late
+    times[10:20] += np.linspace(0.05, 0.0, 10)  # a longer one, caught up over ten pulses
+    state = mc.ClockState()
+    for t in times:
+        state = mc.pulse(state, t)
+    assert mc.tempo_bpm(state) == pytest.approx(120.0, abs=0.5)
+
+
+def test_the_page_arms_learn_and_the_next_control_binds() -> None:
+    """The web page's learn request, over a real WebSocket, reaches the MIDI side."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from aether_rt.web.protocol import ProtocolError, parse_request
+    from aether_rt.web.server import WebServer
+
+    assert parse_request('{"type": "learn", "param": "sweep", "id": 3}', 4).param == "sweep"
+    with pytest.raises(ProtocolError, match="unknown parameter 'wah'"):
+        parse_request('{"type": "learn", "param": "wah"}', 4)
+    with pytest.raises(ProtocolError, match="unknown field"):
+        parse_request('{"type": "learn", "param": "mix", "value": 1}', 4)
+
+    box, port = StateBox(_state()), ListPort()
+    midi = MidiInput(box, lambda: 0.0, port, midi_map=DEFAULT_MAP)
+    flat = np.tile([1.0, 0.0, 0.0, 0.0, 0.0], (32, 1))
+    for learn, expect_midi in ((None, False), (midi.learn, True)):
+        server = WebServer(box, lambda: 0.0, sample_rate_hz=48_000.0, coeffs=lambda: flat, port=0)
+        server.midi_learn = learn
+        server.start()
+        try:
+            with connect(f"ws://127.0.0.1:{server.port}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
+                assert json.loads(ws.recv(timeout=5))["midi"] is expect_midi
+                ws.send(json.dumps({"type": "learn", "param": "gain/out", "id": 7}))
+                while (reply := json.loads(ws.recv(timeout=5)))["type"] not in ("ack", "error"):
+                    pass
+        finally:
+            server.stop()
+        if not expect_midi:
+            assert reply["type"] == "error" and "MIDI is off" in reply["message"]
+    assert reply == {"type": "ack", "id": 7} and midi.learning == "gain/out"
+    port.items = [([0xB0, 25, 127], 0.0)]
+    midi.drain()
+    assert box.state.output_gain_db == 24.0  # the top of gain/out's range
