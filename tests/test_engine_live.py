@@ -195,20 +195,25 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
         text=True,
         env={**os.environ, "JACK_NO_START_SERVER": "1"},
     )
-    assert "Ctrl-C stops" in proc.stderr.readline()
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGUSR1)  # print the figures now
-    guard = threading.Timer(20.0, proc.kill)  # a missing report must fail the test, not hang it
-    guard.start()
-    report = proc.stderr.readline()
-    guard.cancel()
-    assert "xruns" in report and "callback p50" in report and "control" in report, report
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=10)
-    assert time.monotonic() - sent < 1.0
-    assert proc.returncode == 0 and json.loads(stats.read_text())["callbacks"] > 0
-    assert "Traceback" not in proc.stderr.read()
+    try:
+        assert "Ctrl-C stops" in proc.stderr.readline()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGUSR1)  # print the figures now
+        guard = threading.Timer(20.0, proc.kill)  # a missing report must fail the test, not hang it
+        guard.start()
+        report = proc.stderr.readline()
+        guard.cancel()
+        assert "xruns" in report and "callback p50" in report and "control" in report, report
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        assert time.monotonic() - sent < 1.0
+        assert proc.returncode == 0 and json.loads(stats.read_text())["callbacks"] > 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:  # a failing test must not leave a looping run behind (it loads every later test)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize(

@@ -327,7 +327,12 @@ def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: 
     def stop(proc: subprocess.Popen[str], port: int) -> None:
         wait_for(lambda: _audio_runs(port), "the audio running", timeout=60)  # (Ctrl-C before is not a clean stop)
         proc.send_signal(signal_module.SIGINT)  # Ctrl-C: a clean stop
-        assert proc.wait(60) == 0
+        try:
+            assert proc.wait(60) == 0
+        finally:  # never leave a looping run behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     proc, port = start()
     try:
