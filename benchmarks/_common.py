@@ -67,3 +67,31 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
+
+
+def adopted_frame(engine: Any, logged: int, timeout_s: float = 1.0) -> int | None:
+    """The frame at which the audio side adopted the first table of a state change.
+
+    ``logged`` is the length of the controller's state log before the change; waits
+    (up to ``timeout_s``) for the change to be logged, then for its first publish
+    sequence to appear in the arena's adoption log. None if either never came.
+    """
+    from aether_rt.dsp import arena as ar
+
+    words, log = engine.bank.arena.words, engine.bank.arena.adopt_log
+    cap = engine.bank.arena.layout.adopt_capacity
+    states = engine.controller.state_log
+    deadline = time.monotonic() + timeout_s
+    while len(states) == logged and time.monotonic() < deadline:
+        time.sleep(0.0001)
+    if len(states) == logged:
+        return None
+    first_seq = states[-1][0]
+    while time.monotonic() < deadline:
+        written = int(words[ar.H_ADOPT_WRITTEN])
+        for i in range(max(0, written - 64), written):
+            seq, _, frame = log[i % cap]
+            if seq >= first_seq:
+                return int(frame)
+        time.sleep(0.0001)
+    return None

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, print_table, write_json
+from _common import RESULTS, adopted_frame, print_table, write_json
 
 import aether_rt
 from aether_rt.control import ControlState, StateBox
@@ -106,8 +106,7 @@ def control_latency(model, changes: int) -> dict[str, float]:
     """Z changes to the frame the first table computed from them is adopted at (audio time, ms)."""
     engine = _engine(model, "cfunc", ControlState(modulation=Modulation(mode="static")))
     engine.controller.log_states = True  # (first sequence published under each state, tick, state)
-    words, log = engine.bank.arena.words, engine.bank.arena.adopt_log
-    cap = engine.bank.arena.layout.adopt_capacity
+    words = engine.bank.arena.words
     rng = np.random.default_rng(0)
     latencies_ms: list[float] = []
     engine.start()
@@ -118,19 +117,7 @@ def control_latency(model, changes: int) -> dict[str, float]:
             logged = len(engine.controller.state_log)
             frame_at_change = int(words[ar.H_FRAMES])
             engine.box.update(modulation={"center": tuple(rng.uniform(-1.5, 1.5, 4))})
-            deadline = time.monotonic() + 1.0
-            while len(engine.controller.state_log) == logged and time.monotonic() < deadline:
-                time.sleep(0.0001)
-            first_seq = engine.controller.state_log[-1][0]
-            adopted = None
-            while adopted is None and time.monotonic() < deadline:
-                written = int(words[ar.H_ADOPT_WRITTEN])
-                for i in range(max(0, written - 64), written):
-                    seq, _, frame = log[i % cap]
-                    if seq >= first_seq:
-                        adopted = int(frame)
-                        break
-                time.sleep(0.0001)
+            adopted = adopted_frame(engine, logged)
             if adopted is not None:
                 latencies_ms.append((adopted - frame_at_change) / FS * 1e3)
     finally:

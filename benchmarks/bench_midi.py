@@ -28,7 +28,7 @@ from pathlib import Path
 
 import jack
 import numpy as np
-from _common import RESULTS, print_table, write_json
+from _common import RESULTS, adopted_frame, print_table, write_json
 from bench_engine import BLOCK, FS, _engine, _noop_flags
 
 import aether_rt
@@ -83,8 +83,6 @@ def midi_latency(model, changes: int) -> dict[str, float]:
     with Rig(model, ControlState(modulation=Modulation(mode="static"))) as rig:
         engine = rig.engine
         engine.controller.log_states = True
-        words, log = engine.bank.arena.words, engine.bank.arena.adopt_log
-        cap = engine.bank.arena.layout.adopt_capacity
         rng = np.random.default_rng(0)
         time.sleep(0.5)
         offset = rig.offset()
@@ -97,21 +95,7 @@ def midi_latency(model, changes: int) -> dict[str, float]:
             logged = len(engine.controller.state_log)
             value = (value + int(rng.integers(1, 127))) % 128
             sent_frame = rig.sender.send([0xB0, 11, value]) - offset
-            deadline = time.monotonic() + 1.0
-            while len(engine.controller.state_log) == logged and time.monotonic() < deadline:
-                time.sleep(0.0001)
-            if len(engine.controller.state_log) == logged:
-                continue
-            first_seq = engine.controller.state_log[-1][0]
-            adopted = None
-            while adopted is None and time.monotonic() < deadline:
-                written = int(words[ar.H_ADOPT_WRITTEN])
-                for j in range(max(0, written - 64), written):
-                    seq, _, frame = log[j % cap]
-                    if seq >= first_seq:
-                        adopted = int(frame)
-                        break
-                time.sleep(0.0001)
+            adopted = adopted_frame(engine, logged)
             if adopted is not None:
                 latencies_ms.append((adopted - sent_frame) / FS * 1e3)
     lat = np.array(latencies_ms)

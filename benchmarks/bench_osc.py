@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, print_table, write_json
+from _common import RESULTS, adopted_frame, print_table, write_json
 from bench_engine import BLOCK, FS, _engine, _noop_flags
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -104,8 +104,7 @@ def osc_latency(model, changes: int) -> dict[str, float]:
     server = OscServer(engine.box, engine.clock, port=0)
     server.start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    words, log = engine.bank.arena.words, engine.bank.arena.adopt_log
-    cap = engine.bank.arena.layout.adopt_capacity
+    words = engine.bank.arena.words
     rng = np.random.default_rng(0)
     latencies_ms: list[float] = []
     engine.start()
@@ -120,21 +119,7 @@ def osc_latency(model, changes: int) -> dict[str, float]:
             data = m.build().dgram
             frame_at_send = int(words[ar.H_FRAMES])
             sock.sendto(data, ("127.0.0.1", server.port))
-            deadline = time.monotonic() + 1.0
-            while len(engine.controller.state_log) == logged and time.monotonic() < deadline:
-                time.sleep(0.0001)
-            if len(engine.controller.state_log) == logged:
-                continue
-            first_seq = engine.controller.state_log[-1][0]
-            adopted = None
-            while adopted is None and time.monotonic() < deadline:
-                written = int(words[ar.H_ADOPT_WRITTEN])
-                for i in range(max(0, written - 64), written):
-                    seq, _, frame = log[i % cap]
-                    if seq >= first_seq:
-                        adopted = int(frame)
-                        break
-                time.sleep(0.0001)
+            adopted = adopted_frame(engine, logged)
             if adopted is not None:
                 latencies_ms.append((adopted - frame_at_send) / FS * 1e3)
     finally:

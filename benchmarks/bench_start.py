@@ -89,7 +89,9 @@ def start_once(web: bool, env: dict[str, str], names: list[str]) -> dict[str, fl
     cmd = [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--duration", "900"]
     cmd += ["--web", str(port)] if web else []
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    # Ctrl-C must reach it even when this script runs as a background job (SIGINT ignored).
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     banner: list[float] = []
 
     def read_stderr() -> None:
