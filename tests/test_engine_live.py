@@ -278,6 +278,18 @@ def test_mono_input_device_to_stereo_output(model, jack_server: None) -> None:
     assert engine.stats()["callbacks"] > 0
 
 
+def _take_on_time(folder: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A recorded take's input, output, control period and its frames before the first tick
+    adopted late or never (a newer table was due by then): where live and offline may part."""
+    live_in = sf.read(folder / "input.wav", dtype="float32", always_2d=True)[0]
+    live_out = sf.read(folder / "output.wav", dtype="float32", always_2d=True)[0]
+    session = Session.load(folder)
+    cf = session.control_frames
+    adopted = {tag: frame for _, tag, frame in session.adoptions}
+    on_time = next((t for t in range(0, live_in.shape[0], cf) if adopted.get(t) != t), live_in.shape[0])
+    return live_in, live_out, cf, on_time
+
+
 @pytest.mark.parametrize("blocksize", [32, 256, 2048])
 def test_a_live_take_is_its_offline_render_at_any_block_size(model, tmp_path: Path, blocksize: int,
                                                              jack_server: None) -> None:  # fmt: skip
@@ -286,14 +298,7 @@ def test_a_live_take_is_its_offline_render_at_any_block_size(model, tmp_path: Pa
     first tick the control thread did not queue in time (none on a quiet machine)."""
     state = _spiral(rate_fast=8.0)
     stats = _run(model, 4.0, blocksize=blocksize, state=state, record_dir=tmp_path)
-    live_in = sf.read(tmp_path / "input.wav", dtype="float32", always_2d=True)[0]
-    live_out = sf.read(tmp_path / "output.wav", dtype="float32", always_2d=True)[0]
-    session = Session.load(tmp_path)
-    cf = session.control_frames
-    adopted = {tag: frame for _, tag, frame in session.adoptions}
-    # The first tick adopted late or never (a newer table was due by then): where live and
-    # offline may part.
-    on_time = next((t for t in range(0, live_in.shape[0], cf) if adopted.get(t) != t), live_in.shape[0])
+    live_in, live_out, cf, on_time = _take_on_time(tmp_path)
     offline = render(live_in, FS, model, state, out_channels=live_out.shape[1], blocksize=1000).audio
     print(f"block {blocksize}: {stats['frames']} frames, the first {on_time} on time")
     assert on_time > cf
@@ -310,12 +315,7 @@ def test_the_envelope_moves_z_live_as_offline(model, tmp_path: Path, jack_server
     mod = Modulation(mode="static", center=(-1.4, -1.4, 0.0, 0.0), envelope=(2.8, 2.8, 0.0, 0.0))
     state = ControlState(modulation=mod)
     _run(model, 4.0, blocksize=256, state=state, record_dir=tmp_path)
-    live_in = sf.read(tmp_path / "input.wav", dtype="float32", always_2d=True)[0]
-    live_out = sf.read(tmp_path / "output.wav", dtype="float32", always_2d=True)[0]
-    session = Session.load(tmp_path)
-    cf = session.control_frames
-    adopted = {tag: frame for _, tag, frame in session.adoptions}
-    on_time = next((t for t in range(0, live_in.shape[0], cf) if adopted.get(t) != t), live_in.shape[0])
+    live_in, live_out, cf, on_time = _take_on_time(tmp_path)
     offline = render(live_in, FS, model, state, out_channels=live_out.shape[1], blocksize=256).audio
     assert on_time > 10 * cf
     np.testing.assert_allclose(offline[:on_time], live_out[:on_time], rtol=0, atol=1e-5)
