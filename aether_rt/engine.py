@@ -27,6 +27,7 @@ from aether_rt.audio import devices
 from aether_rt.audio.stream import BankStream, CallbackMode
 from aether_rt.control import Controller, ControlThread, StateBox, TableDesigner
 from aether_rt.dsp import arena as ar
+from aether_rt.dsp._kernels import read_stamp
 from aether_rt.dsp.bank import BiquadBank
 from aether_rt.errors import UserError
 from aether_rt.models.checkpoint import LoadedModel
@@ -118,6 +119,7 @@ class Engine:
             envelope_frames=self.control_frames,
         )
         arena = self.bank.arena
+        self._stamp_out = np.zeros(2, dtype=np.int64)
         if source is not None:
             arena.source[:] = source
             arena.words[ar.H_SRC_LOOP] = int(loop)
@@ -203,6 +205,17 @@ class Engine:
     def clock(self) -> float:
         """The audio sample clock, seconds (what the LFOs run on)."""
         return int(self.bank.arena.words[ar.H_FRAMES]) / float(self.settings.samplerate)
+
+    def clock_stamp(self) -> tuple[float, float] | None:
+        """``(wall clock, sample clock)`` at the start of the last audio block, seconds (None before the first).
+
+        The wall clock is ``time.monotonic()``'s; MIDI maps its time stamps onto the sample
+        clock with these (:class:`~aether_rt.midi.clock.TimeMap`). One thread at a time.
+        """
+        out = self._stamp_out
+        if not read_stamp(self.bank.arena.words, out):
+            return None
+        return int(out[0]) * 1e-9, int(out[1]) / float(self.settings.samplerate)
 
     def meters(self) -> dict[str, float | int]:
         """Cheap live figures (status replies, meters): counters and peak levels, no percentiles."""

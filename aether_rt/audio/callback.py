@@ -83,6 +83,7 @@ def _callback_body(hdr, f64, f32, x, y, status, has_input):
     longer than the arena's ``max_frames`` run in chunks.
     """
     start = monotonic_ns()
+    _kernels.stamp_clock(hdr, start)
     _count_status(hdr, status)
     frames, max_frames = y.shape[0], hdr[ar.H_MAX_FRAMES]
     for f0 in range(0, frames, max_frames):

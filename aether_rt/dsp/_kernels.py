@@ -437,3 +437,32 @@ def _read_acquire(hdr, slot):
 #: A header counter read with acquire ordering, for a thread that then reads what the
 #: count covers (the recorder: the tap's frames, the adoption log's entries).
 read_acquire = njit([types.int64(_WORDS, types.int64)], **_JIT)(_read_acquire)
+
+
+@njit(**_JIT)
+def stamp_clock(hdr, ns):
+    """Audio thread: the wall clock ``ns`` at the start of a block and the block's first frame (a sequence lock)."""
+    seq = hdr[ar.H_STAMP_SEQ]
+    hdr[ar.H_STAMP_SEQ] = seq + 1  # odd: a reader retries
+    fence_release()  # the odd count before the new values
+    hdr[ar.H_STAMP_NS] = ns
+    hdr[ar.H_STAMP_FRAME] = hdr[ar.H_FRAMES]
+    store_release(hdr, ar.H_STAMP_SEQ, seq + 2)  # the values before the even count
+
+
+def _read_stamp(hdr, out):
+    for _ in range(64):
+        seq = load_acquire(hdr, ar.H_STAMP_SEQ)
+        if seq & 1:
+            continue
+        ns, frame = hdr[ar.H_STAMP_NS], hdr[ar.H_STAMP_FRAME]
+        fence_acquire()  # the two reads before the count is read again
+        if load_acquire(hdr, ar.H_STAMP_SEQ) == seq:
+            out[0], out[1] = ns, frame
+            return ns != 0
+    return False
+
+
+#: Any thread: ``out[:] = (wall ns, frame)`` of the last block's start; False before the first
+#: callback (or, in theory, if 64 tries all met a write).
+read_stamp = njit([types.boolean(_WORDS, _WORDS)], **_JIT)(_read_stamp)

@@ -27,7 +27,7 @@ import numpy as np
 from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
 from aether_rt.dsp.svf import N_SVF, svf_table
 
-MAGIC = 0x41455448_45520006  # "AETHER" + layout version 6
+MAGIC = 0x41455448_45520007  # "AETHER" + layout version 7
 
 # --- header slots (int64 indices) -------------------------------------------------
 H_MAGIC = 0
@@ -98,6 +98,12 @@ H_ENV_FRAMES = 65  # frames between two envelope snapshots (the control tick; 0:
 H_ENV_WRITTEN = 66  # snapshots written so far (audio, release): snapshot k is at frame k * H_ENV_FRAMES
 H_OFF_ENV = 67  # f64 [ENV_CAPACITY]           the follower's value at each snapshot, a ring
 ENV_CAPACITY = 4096  # snapshots kept (8 s at 500 Hz)
+# The audio clock against the wall clock (audio, a sequence lock; ``_kernels.read_stamp``):
+# MIDI time stamps are wall-clock times, the motion runs on frames, and the two drift apart
+# (a virtual device's clock stalls; a sound card's crystal is not the system's).
+H_STAMP_SEQ = 68  # odd while the two below are being written
+H_STAMP_NS = 69  # monotonic ns at the start of the last callback (0: none yet)
+H_STAMP_FRAME = 70  # H_FRAMES at that moment: the block's first frame
 HEADER_WORDS = 128
 
 # Parameter slots (f64, written by the control thread, read by the audio stages).
