@@ -6,6 +6,7 @@ realtime bytes) and from the parameters' documented ranges, worked out by hand.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -332,14 +333,75 @@ def test_locked_phase_follows_the_beat_count_not_the_tempo_estimate() -> None:
     assert moved.phases_at(3.0)[0] % 1 == pytest.approx(free.phases_at(3.0)[0] % 1)
 
 
-def test_a_few_late_pulses_do_not_skew_the_tempo() -> None:
-    times = _pulse_times(120.0, 48, np.random.default_rng(2))
-    times[40:44] += np.array([0.012, 0.025, 0.018, 0.006])  # a stall: four pulses read late
-    times[10:20] += np.linspace(0.05, 0.0, 10)  # a longer one, caught up over ten pulses
-    state = mc.ClockState()
+def test_a_few_late_pulses_do_not_skew_the_tempo_or_the_count() -> None:
+    times = _pulse_times(120.0, 72, np.random.default_rng(2))
+    times[40:44] += np.array([0.012, 0.025, 0.018, 0.006])  # a stall: four pulses read late, up to 1.2 periods
+    times[20:24] += np.array([0.011, 0.008, 0.004, 0.001])  # a shorter one
+    state = mc.start(mc.ClockState())
     for t in times:
         state = mc.pulse(state, t)
     assert mc.tempo_bpm(state) == pytest.approx(120.0, abs=0.5)
+    assert state.pulses == 71 and state.lost == 0
+
+
+def _on_blocks(bpm: float, n: int, seed: int, late: float = 0.0) -> np.ndarray:
+    """Pulse times as the engine's clock stamps place them: each at the start of its 64-frame block,
+    a ``late`` share of them read up to 0.6 periods late (a stalled reader without stamps)."""
+    period = 60.0 / (24 * bpm)
+    rng = np.random.default_rng(seed)
+    exact = 0.3 + np.arange(n) * period
+    stamped = np.floor(exact * FS / PERIOD) * PERIOD / FS
+    return stamped + (rng.random(n) < late) * rng.uniform(0, 0.6 * period, n)
+
+
+DROPPED = {10, 30, 31, 100, 150, 151, 152, 170, 171, 172, 173, 174, 175}  # 1, 2, 3 and 6 in a row
+
+
+@pytest.mark.parametrize("bpm", [60.0, 120.0, 240.0, 97.3])
+@pytest.mark.parametrize("late", [0.0, 0.1])
+def test_dropped_pulses_leave_holes_not_a_shifted_count(bpm: float, late: float) -> None:
+    """JACK drops a cycle's MIDI in an xrun: the beat count (and the locked phase) must not slip."""
+    n = 24 * 8 + 1
+    state = mc.start(mc.ClockState())
+    for i, t in enumerate(_on_blocks(bpm, n, seed=3, late=late)):
+        if i not in DROPPED:
+            state = mc.pulse(state, t)
+    assert state.pulses == n - 1 and state.lost == len(DROPPED)
+    assert mc.tempo_bpm(state) == pytest.approx(bpm, abs=0.5)
+
+
+@pytest.mark.parametrize("bpm", [60.0, 120.0, 240.0])
+def test_one_pulse_in_twelve_dropped_from_the_start(bpm: float) -> None:
+    """A busy JACK server dropping pulses all along: tempo after 2 beats, and the count, still right."""
+    rng = np.random.default_rng(7)
+    keep = rng.random(24 * 8 + 1) >= 1 / 12
+    keep[0] = True  # beat 0 itself arrives (else beat 0 is the first pulse heard)
+    state = mc.start(mc.ClockState())
+    for i, t in enumerate(_on_blocks(bpm, 24 * 8 + 1, seed=4)):
+        if keep[i]:
+            state = mc.pulse(state, t)
+        if i == 48:
+            assert mc.tempo_bpm(state) == pytest.approx(bpm, abs=0.5)
+    assert state.pulses == 24 * 8 - (0 if keep[-1] else 1) and state.lost == int((~keep).sum()) - (not keep[-1])
+
+
+@pytest.mark.parametrize("bpm", [60.0, 120.0, 240.0])
+def test_pulses_read_late_are_not_taken_for_lost_ones(bpm: float) -> None:
+    state = mc.start(mc.ClockState())
+    for t in _on_blocks(bpm, 24 * 16 + 1, seed=5, late=0.15):
+        state = mc.pulse(state, t)
+    assert state.lost == 0 and state.pulses == 24 * 16
+
+
+@pytest.mark.parametrize("late_periods", [0.6, 0.9])
+def test_a_late_pulse_moves_down_when_the_next_takes_its_number(late_periods: float) -> None:
+    period = 60.0 / (24 * 120.0)
+    state = mc.start(mc.ClockState())
+    for i in range(20):
+        state = mc.pulse(state, i * period)
+    state = mc.pulse(state, (20 + late_periods) * period)  # read late: it may look like 21
+    state = mc.pulse(state, 21 * period)
+    assert state.numbers[-2:] == (20, 21) and state.pulses == 21 and state.lost == 0
 
 
 def test_the_page_arms_learn_and_the_next_control_binds() -> None:
@@ -378,3 +440,37 @@ def test_the_page_arms_learn_and_the_next_control_binds() -> None:
     port.items = [([0xB0, 25, 127], 0.0)]
     midi.drain()
     assert box.state.output_gain_db == 24.0  # the top of gain/out's range
+
+
+def test_the_callback_stamps_each_block_with_the_wall_clock_and_its_first_frame() -> None:
+    from aether_rt.audio.callback import callback_body
+    from aether_rt.dsp._kernels import read_stamp
+    from aether_rt.dsp.bank import BiquadBank
+
+    arena = BiquadBank(4, 1).arena
+    out = np.zeros(2, dtype=np.int64)
+    assert not read_stamp(arena.words, out)  # no block yet
+    x = np.zeros((256, 1), dtype=np.float32)
+    for block in range(3):
+        before = time.monotonic_ns()
+        callback_body(arena.words, arena.f64, arena.f32, x, np.empty_like(x), np.uint64(0), True)
+        assert read_stamp(arena.words, out)
+        assert before <= out[0] <= time.monotonic_ns() and out[1] == 256 * block
+
+
+def test_time_map_places_pulses_on_a_sample_clock_that_runs_slow() -> None:
+    """A virtual device at 95% of real time, stalling now and then: pulses land on their frames."""
+    tm = mc.TimeMap()
+    port_offset = 100.0  # the port's clock starts elsewhere
+    wall, sample = 0.0, 0.0
+    for k in range(2000):  # 64-frame blocks at 48 kHz, each started 1/0.95 of a period apart, a stall every 50
+        tm.stamp(wall, sample)
+        wall += 64 / 48_000 / 0.95 + (0.004 if k % 50 == 49 else 0.0)
+        sample += 64 / 48_000
+    blocks = list(tm._stamps)
+    delays = np.random.default_rng(0).uniform(5e-5, 2e-3, 200)  # how late the MIDI thread reads each
+    for k, (w, s) in enumerate(blocks[-200:]):
+        t_port = w + 0.0004 - port_offset  # stamped 0.4 ms into a block
+        tm.observe(t_port, w + 0.0004 + delays[k])
+        if k >= 20:  # once a message read promptly has been seen
+            assert tm.to_sample(t_port) == pytest.approx(s + 0.0004, abs=1e-4)

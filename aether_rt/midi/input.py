@@ -35,7 +35,8 @@ COALESCE_S = 0.005
 POLL_S = 0.0005
 #: How often a connected port's presence is checked.
 PORT_CHECK_S = 1.0
-#: With sync, the motion's phase and tempo are set every this many pulses (a sixteenth note).
+#: With sync, the motion's phase and tempo are set every this many pulses (a sixteenth note;
+#: later while pulses may have been lost).
 LOCK_EVERY_PULSES = 6
 #: A learned coarse CC followed this soon by its partner 32 above is a 14-bit pair.
 FINE_PAIR_S = 0.05
@@ -47,6 +48,9 @@ class MidiInput:
     Args:
         box: the control state.
         clock: the audio sample clock, seconds.
+        stamp: the audio clock's last stamp, ``(wall, sample)`` seconds (the engine's
+            :meth:`~aether_rt.engine.Engine.clock_stamp`), or None; with it, clock pulses
+            land on their frames however the audio clock's rate differs from the wall clock's.
         port: an open :class:`~aether_rt.midi.ports.MidiPort` (or anything with ``poll``,
             ``present``, ``close`` and ``name``).
         midi_map: the bindings, and whether program changes and clock are followed.
@@ -65,17 +69,19 @@ class MidiInput:
         midi_map: MidiMap,
         program: Callable[[int], tuple[str, ControlState] | None] | None = None,
         map_path: Any = None,
+        stamp: Callable[[], tuple[float, float] | None] | None = None,
     ) -> None:
-        self.box, self.clock, self.port = box, clock, port
+        self.box, self.clock, self.port, self.stamp = box, clock, port, stamp
         self.map, self.program, self.map_path = midi_map, program, map_path
         self.parser = Parser()
-        self.counters = dict.fromkeys(("messages", "cc", "applied", "unmapped", "programs", "pulses", "learned",
-                                       "rejected"), 0)  # fmt: skip
+        self.counters = dict.fromkeys(("messages", "cc", "applied", "unmapped", "programs", "pulses", "pulses_lost",
+                                       "learned", "rejected"), 0)  # fmt: skip
         self._values: dict[tuple[int, int], int] = {}  # (channel, control) -> last value
         self._pending: dict[Binding, float] = {}
         self._last_apply = 0.0
         self._port_t = 0.0  # the port's timestamps, summed: seconds
         self._clock = mc.ClockState()
+        self._locked_at = 0  # the beat count at the last lock
         self._anchor: tuple[float, float] | None = None
         self._anchor_key: tuple[Any, ...] = ()
         self._times = mc.TimeMap()
@@ -116,6 +122,11 @@ class MidiInput:
         log.info("MIDI learn: move a control to bind it to %s", name)
 
     @property
+    def beat_pulses(self) -> int:
+        """Clock pulses since beat 0 (lost ones included once recovered; -1 before beat 0)."""
+        return self._clock.pulses
+
+    @property
     def learning(self) -> str | None:
         """The parameter waiting for a control, if any."""
         return self._learn
@@ -131,6 +142,7 @@ class MidiInput:
     def _loop(self) -> None:
         next_check = time.monotonic() + PORT_CHECK_S
         while not self._stop.is_set():
+            self._note_stamp()
             got = self.drain()
             now = time.monotonic()
             if now >= next_check:
@@ -171,8 +183,14 @@ class MidiInput:
         elif isinstance(msg, ProgramChange):
             self._program_change(msg)
         elif self.map.clock:
-            self._times.observe(port_t_s, self.clock())
+            self._note_stamp()
+            self._times.observe(port_t_s, time.monotonic() if self._times.stamped else self.clock())
             self._clock_message(msg, self._times.to_sample(port_t_s))
+
+    def _note_stamp(self) -> None:
+        stamp = self.stamp() if self.stamp is not None else None
+        if stamp is not None:
+            self._times.stamp(*stamp)
 
     def _control_change(self, msg: ControlChange) -> None:
         self.counters["cc"] += 1
@@ -273,7 +291,12 @@ class MidiInput:
         elif isinstance(msg, Clock):
             self.counters["pulses"] += 1
             self._clock = mc.pulse(self._clock, t_s)
-            if self._clock.pulses % LOCK_EVERY_PULSES == 0 or not self._clock.running:
+            self.counters["pulses_lost"] = self._clock.lost
+            if self._clock.suspect:  # pulses may have been lost, not yet confirmed: no lock on the count
+                return
+            pulses = self._clock.pulses
+            if pulses == 0 or pulses - self._locked_at >= LOCK_EVERY_PULSES or not self._clock.running:
+                self._locked_at = pulses
                 self._lock(t_s)
 
     def _lock(self, t_s: float) -> None:

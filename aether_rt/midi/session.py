@@ -81,7 +81,8 @@ def start_midi(setup: MidiSetup | None, args: argparse.Namespace, engine: Any, s
         return None
     dirs = [Path(d).expanduser() for d in args.preset_dir]
     midi = MidiInput(engine.box, engine.clock, setup.port, midi_map=setup.midi_map,
-                     program=preset_programs(dirs, shelf), map_path=setup.map_path)  # fmt: skip
+                     program=preset_programs(dirs, shelf), map_path=setup.map_path,
+                     stamp=engine.clock_stamp)  # fmt: skip
     if args.midi_learn:
         midi.learn(args.midi_learn)
     midi.start()
