@@ -160,15 +160,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    osc_options(args)  # mistakes in the OSC flags: before anything is loaded
-    settings = engine_settings(args)
-    check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
-    # The page is served from now on (it says "starting" until the effect is attached),
-    # and a taken port is reported before the seconds of loading and compiling.
     from aether_rt.midi.session import open_midi
 
-    midi = open_midi(args)  # a missing port or a bad map: before anything slow
+    osc_options(args)  # mistakes in the OSC flags: before anything is loaded
+    settings = engine_settings(args)
+    midi = open_midi(args)  # MIDI flags, a bad map, a missing port: before anything slow
     try:
+        check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
+        # The page is served from now on (it says "starting" until the effect is attached),
+        # and a taken port is reported before the seconds of loading and compiling.
         web = start_web(args)
     except BaseException:
         if midi is not None:
