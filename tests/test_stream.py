@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 
+import jack
 import numpy as np
 import pytest
 from conftest import JACK_RATE_HZ, random_sections
@@ -38,6 +39,7 @@ def test_stream_runs_the_bank_live_and_matches_offline(
     coeffs = random_sections(rng, 32)
     bank = BiquadBank(32, 2, coeffs=coeffs, tap_frames=int(JACK_RATE_HZ * (RUN_S + 3)))
     before = _jack_ports()
+    server = jack.Client("aether-test-clock", no_start_server=True)
     with BankStream(bank, samplerate=JACK_RATE_HZ, blocksize=64, callback=callback) as stream:
         ours = sorted(p for p in _jack_ports() - before if ":in_" in p)
         assert len(ours) == 2, f"expected the stream's two input ports, found {ours}"
@@ -55,16 +57,21 @@ def test_stream_runs_the_bank_live_and_matches_offline(
             for port in ours:
                 subprocess.run(["jack_connect", f"{name}:480_bpm", port], check=True)
             time.sleep(0.5)
-            frames0, t0 = stream.stats().frames, time.monotonic()
+            # The server's own frame clock beside the stream's: a dummy server on a busy
+            # shared machine runs slower than real time and skips cycles (xruns).
+            frames0, flags0, jack0 = stream.stats().frames, stream.stats().status_flags, server.frame_time
             time.sleep(RUN_S)
-            frames1, t1 = stream.stats().frames, time.monotonic()
+            frames1, flags1, jack1 = stream.stats().frames, stream.stats().status_flags, server.frame_time
         finally:
             metro.terminate()
             metro.wait(timeout=10)
+    server.close()
     stats = stream.stats()  # after close: no callback can run between this read and the tap's
-    rate_hz = (frames1 - frames0) / (t1 - t0)
-    print(f"{callback}: {rate_hz:.1f} frames/s, {stats.callbacks} callbacks, {stats.status_flags} xrun flags")
-    assert abs(rate_hz - JACK_RATE_HZ) <= 0.01 * JACK_RATE_HZ
+    ran, served, flagged = frames1 - frames0, jack1 - jack0, (flags1 - flags0) * 64
+    print(f"{callback}: {ran} frames run of the server's {served} ({flagged} in flagged cycles), "
+          f"{stats.callbacks} callbacks, {stats.status_flags} xrun flags")  # fmt: skip
+    # Every cycle the server ran, the stream ran, but for those PortAudio flagged (xruns).
+    assert served - flagged - 0.01 * served <= ran <= served + 0.01 * served
     assert stats.callbacks * 64 == stats.frames
     tap = ar.tap_frames(bank.arena)
     assert tap.shape[0] == stats.frames  # the tap held the whole run
