@@ -17,12 +17,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from helpers.signals import let_children_hear_ctrl_c
 
 from aether_rt.dsp import biquad as bq
 
 # PortAudio must never start a JACK server behind our back.
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
 os.environ.setdefault("JACK_NO_AUDIO_RESERVATION", "1")
+# The runs tests stop with Ctrl-C must hear it when the suite runs as a background job.
+let_children_hear_ctrl_c()
 
 SAMPLE_RATES_HZ = (32_000, 44_100, 48_000, 96_000, 192_000)
 JACK_RATE_HZ = 48_000

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers.hog import hog as spin_python
-from helpers.signals import ctrl_c_default
 
 import aether_rt
 from aether_rt.control import ControlState, StateBox
@@ -195,7 +194,6 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "JACK_NO_START_SERVER": "1"},
-        preexec_fn=ctrl_c_default,
     )
     try:
         assert "Ctrl-C stops" in proc.stderr.readline()

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers.jack_midi import JackMidiSender, RemoteSender
-from helpers.signals import ctrl_c_default
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -348,7 +347,7 @@ def test_run_midi_learns_saves_and_reports_through_the_cli(jack_server: None, tm
     proc = subprocess.Popen(
         [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--midi", "--midi-learn", "mix",
          "--osc-port", str(osc_port), "--duration", "120"],
-        stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_default,
+        stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)

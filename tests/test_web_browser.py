@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers.browser import chromium, wait_for
-from helpers.signals import ctrl_c_default
 from PIL import Image
 from pythonosc.udp_client import SimpleUDPClient
 from scipy import signal
@@ -321,8 +320,7 @@ def test_run_web_caches_its_pictures_and_a_second_start_draws_none(jack_server: 
     def start() -> tuple[subprocess.Popen[str], int]:
         port = _free_port()
         cmd = [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--web", str(port)]
-        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-                                preexec_fn=ctrl_c_default)  # fmt: skip
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)  # fmt: skip
         wait_for(lambda: _line_with(proc, "web page at"), "the run's banner", timeout=120)
         return proc, port
 
