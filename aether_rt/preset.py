@@ -3,7 +3,8 @@
 A preset is a YAML mapping, read with ``yaml.safe_load`` and checked against a strict
 schema: an unknown key, a wrong type or a value out of range is a :class:`PresetError`
 naming the file, the key and what is allowed. Presets are found by name in the user's
-folders (``--preset-dir``, then ``~/.config/aether-rt/presets``) and then among the
+folders (``--preset-dir``, then ``$XDG_CONFIG_HOME/aether-rt/presets``, by default
+``~/.config/aether-rt/presets``) and then among the
 shipped ones (package data: ``presets/`` in the source tree), or by path.
 
 Schema (every key optional except ``description``). Written with numbers, a preset fits a
@@ -86,8 +87,8 @@ from aether_rt.params import (
     RATE_RANGE_HZ,
     TEMPO_RANGE_BPM,
 )
+from aether_rt.userdirs import user_presets_dir
 
-USER_DIR = Path("~/.config/aether-rt/presets")
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -373,7 +374,7 @@ def preset_model(path: Path) -> Path | None:
 def search_dirs(extra: list[Path] | None = None) -> list[Path]:
     """Where presets are looked up by name, first match wins: ``extra``, the user folder, the shipped ones."""
     shipped = Path(str(resources.files("aether_rt.presets")))
-    return [*(extra or []), USER_DIR.expanduser(), shipped]
+    return [*(extra or []), user_presets_dir(), shipped]
 
 
 def available(extra: list[Path] | None = None) -> dict[str, Path]:
@@ -507,7 +508,7 @@ def save_preset(
 
     """
     check_name(name)
-    folder = (folder or USER_DIR).expanduser()
+    folder = (folder or user_presets_dir()).expanduser()
     path = folder / f"{name}.yaml"
     if path.exists() and not overwrite:
         raise PresetError(f"preset {str(path)!r} exists", "choose another name, or overwrite it (--force)")
@@ -585,6 +586,6 @@ class PresetShelf:
             PresetError: see :func:`save_preset`.
 
         """
-        path = save_preset(state, name, f"Saved from {source}.", self.dirs[0] if self.dirs else USER_DIR)
+        path = save_preset(state, name, f"Saved from {source}.", self.dirs[0] if self.dirs else user_presets_dir())
         self.current = name
         return path

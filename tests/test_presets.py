@@ -20,8 +20,9 @@ FS = 48_000
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}, "HOME": str(cwd)}
     return subprocess.run([sys.executable, "-m", "aether_rt", *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd, env={**os.environ, "HOME": str(cwd)})  # fmt: skip
+                          cwd=cwd, env=env)  # fmt: skip
 
 
 def test_every_shipped_preset_loads_and_renders(rng: np.random.Generator) -> None:
@@ -213,6 +214,18 @@ def test_cli_saves_a_preset_from_flags(tmp_path: Path) -> None:
     again = _cli("presets", "--save", "wide", cwd=tmp_path)
     assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr
     assert _cli("presets", "--save", "wide", "--force", cwd=tmp_path).returncode == 0
+
+
+def test_user_presets_follow_xdg_config_home(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    done = subprocess.run([sys.executable, "-m", "aether_rt", "presets", "--save", "mine", "--mix", "0.3"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "xdg/aether-rt/presets/mine.yaml").is_file()
+    assert not (tmp_path / "home/.config").exists()
+    listed = subprocess.run([sys.executable, "-m", "aether_rt", "presets"], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path, env=env)  # fmt: skip
+    assert "mine" in listed.stdout
     bad = _cli("presets", "--save", "../x", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a preset name" in bad.stderr and "Traceback" not in bad.stderr
 

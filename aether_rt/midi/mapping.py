@@ -10,7 +10,6 @@ learned ones are saved in the user config folder and loaded at the next start.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 from aether_rt.control import ControlState
 from aether_rt.errors import UserError
 from aether_rt.params import BY_NAME, param
+from aether_rt.userdirs import config_dir
 
 #: Controllers whose value carries 14 bits with their partner 32 above.
 FINE_CONTROLS = range(32)
@@ -125,12 +125,6 @@ DEFAULT_MAP = MidiMap(
         Binding(64, "bypass"),  # sustain footswitch: >= 64 is bypassed
     )
 )
-
-
-def config_dir() -> Path:
-    """The user config folder: ``$XDG_CONFIG_HOME/aether-rt``, else ``~/.config/aether-rt``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
-    return Path(base).expanduser() / "aether-rt"
 
 
 def default_map_file() -> Path:
