@@ -11,7 +11,9 @@ runs in this process at 64-frame blocks, control at 500 Hz, as in bench_osc.py.
   output latency comes on top.
 * **sweep**: CC 11 swept up and down at 1 000 CC/s for ``--seconds``, against the same
   engine without MIDI: status flags (xruns), callback p99, control updates/s, control
-  step p99, watchdog restarts (a stalled control thread), state changes MIDI made.
+  step p99, watchdog restarts (a stalled control thread), state changes MIDI made; and
+  the same sweep into aether-rt's port with no engine, beside a no-op client: the xruns
+  the JACK MIDI path brings by itself.
 * **clock**: 24 pulses per beat at 60/120/240 BPM after a Start, sync on: the tempo
   error after 2 beats, the LFO phase error at beat 2 and at the last beat (against the
   beats' own JACK frames), and its drift between the two over ``--clock-seconds``.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +132,35 @@ def sweep(model, seconds: float, *, midi: bool) -> dict[str, float]:
     }
 
 
+def sweep_without_engine(seconds: float) -> dict[str, float]:
+    """The JACK MIDI path alone: the sender sweeping CC 11 at 1000 CC/s into aether-rt's port
+    (a thread drains it), beside a no-op client: the xruns MIDI itself brings, no engine."""
+    port = MidiPort(None)
+    sender = RemoteSender("aether-bench-sender")
+    received, stop = [0], threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            if port.poll() is None:
+                time.sleep(0.0005)
+            else:
+                received[0] += 1
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    try:
+        sender.connect_to("aether-rt:midi in")
+        # longer than the no-op client's run, which starts a second or two later
+        sender.sweep(11, FS // 1000, int((seconds + 10) * 1000))
+        xruns = _noop_flags(seconds)
+    finally:
+        stop.set()
+        thread.join()
+        sender.close()
+        port.close()
+    return {"cc_received": received[0], "xruns": xruns}
+
+
 def clock_follow(model, bpm: int, seconds: float) -> dict[str, float]:
     """A MIDI clock at ``bpm`` for ``seconds``: tempo after 2 beats, phase error at beat 2 and at the end."""
     start = ControlState(modulation=Modulation(mode="spiral", sync=True, rate_fast_hz=2.0, rate_slow_hz=8.0,
@@ -184,17 +216,18 @@ def main() -> None:
     reference = _noop_flags(args.seconds)
     runs = {"engine alone": sweep(model, args.seconds, midi=False),
             "engine + 1000 CC/s": sweep(model, args.seconds, midi=True)}  # fmt: skip
+    transport = sweep_without_engine(args.seconds)
     keys = list(next(iter(runs.values())))
-    noop = ["no-op client alone", *["" for _ in keys]]
-    noop[1 + keys.index("xruns")] = reference
-    print_table(["configuration", *keys], [noop] + [[name, *[r[k] for k in keys]] for name, r in runs.items()])
+    alone = [("no-op client alone", {"xruns": reference}), ("no-op client + 1000 CC/s, no engine", transport)]
+    rows = [[name, *[part.get(k, "") for k in keys]] for name, part in alone]
+    print_table(["configuration", *keys], rows + [[name, *[r[k] for k in keys]] for name, r in runs.items()])
 
     print(f"\n== MIDI clock, {args.clock_seconds:g} s per tempo, sync, fast pair at 2 beats per cycle")
     clocks = [clock_follow(model, int(b), args.clock_seconds) for b in args.tempos.split(",") if b]
     ckeys = list(clocks[0])
     print_table(ckeys, [[c[k] for k in ckeys] for c in clocks])
-    write_json(args.json, {"latency": lat, "noop_xruns": reference, "sweep": runs, "clock": clocks,
-                           "seconds": args.seconds})  # fmt: skip
+    write_json(args.json, {"latency": lat, "noop_xruns": reference, "sweep": runs, "transport_alone": transport,
+                           "clock": clocks, "seconds": args.seconds})  # fmt: skip
 
 
 if __name__ == "__main__":

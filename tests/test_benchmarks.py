@@ -133,5 +133,6 @@ def test_midi_benchmark_runs_and_writes_json(jack_server: None, tmp_path: Path) 
     assert result["latency"]["sent"] == 10 and 1 <= result["latency"]["changes"] <= 10 and "machine" in result
     assert result["sweep"]["engine + 1000 CC/s"]["cc_received"] > 0
     assert result["sweep"]["engine alone"]["cc_received"] == 0
+    assert result["transport_alone"]["cc_received"] > 0 and result["transport_alone"]["xruns"] >= 0
     assert [c["bpm"] for c in result["clock"]] == [120]
     assert "|" in done.stdout
