@@ -565,8 +565,8 @@ class PresetShelf:
         self.dirs, self.model, self.current = list(dirs), model, current
 
     def names(self) -> list[str]:
-        """Every preset name the run can load, sorted."""
-        return sorted(available(self.dirs))
+        """Every preset name the run can load, in ``aether-rt presets``' order (MIDI program numbers)."""
+        return list(available(self.dirs))
 
     def recall(self, name: str) -> ControlState:
         """Preset ``name`` as a control state; it becomes the current one.

@@ -84,7 +84,7 @@ def live(model, jack_server: None, tmp_path: Path) -> Iterator[SimpleNamespace]:
                     source=demo_phrase(FS, seconds=12.0)[:, None], loop=True, record_dir=record)  # fmt: skip
     shelf = PresetShelf([presets], model)
     midi = MidiInput(engine.box, engine.clock, MidiPort(None), midi_map=DEFAULT_MAP,
-                     program=preset_programs([presets], shelf), map_path=tmp_path / "midi-map.yaml",
+                     program=preset_programs(shelf), map_path=tmp_path / "midi-map.yaml",
                      stamp=engine.clock_stamp)  # fmt: skip
     osc = OscServer(engine.box, engine.clock, port=0, midi_learn=midi.learn, preset_name=lambda: shelf.current)
     sender = RemoteSender()

@@ -271,3 +271,26 @@ def test_every_shipped_preset_crossfades_in_without_a_click() -> None:
             else:
                 abrupt_excess.append(around - steady)
     assert max(abrupt_excess) > 10.0  # the measurement can see a click when there is one
+
+
+def test_the_page_midi_programs_and_the_listing_share_one_order(tmp_path: Path, monkeypatch) -> None:
+    """Program Change n is the n-th name of `aether-rt presets`; the page's picker shows them in that order."""
+    from aether_rt.midi.session import preset_programs
+    from aether_rt.preset import PresetShelf, save_preset
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    extra = tmp_path / "extra"
+    state = find_preset("tremor", None, 4).state
+    save_preset(state, "zz-first", "an extra folder's preset", extra)
+    save_preset(state, "aa-mine", "the user's own", None)
+    shelf = PresetShelf([extra], aether_rt.load_model())
+    names = shelf.names()
+    assert names[:2] == ["zz-first", "aa-mine"]  # extra folders, then the user's, then the shipped, each sorted
+    assert names == list(available([extra]))
+    assert names != sorted(names)
+    program = preset_programs(shelf)
+    assert program(0)[0] == "zz-first" and program(1)[0] == "aa-mine" and program(len(names)) is None
+    done = subprocess.run([sys.executable, "-m", "aether_rt", "presets", "--preset-dir", str(extra)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines() if line.strip()] == names

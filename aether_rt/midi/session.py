@@ -62,12 +62,11 @@ def open_midi(args: argparse.Namespace) -> MidiSetup | None:
     return MidiSetup(MidiPort(args.midi or None), midi_map, path)
 
 
-def preset_programs(dirs: list[Path], shelf: Any) -> Any:
+def preset_programs(shelf: Any) -> Any:
     """Program Change n -> the n-th preset ``aether-rt presets`` lists (0-based), recalled by the shelf."""
-    from aether_rt.preset import available
 
     def program(n: int) -> tuple[str, ControlState] | None:
-        names = list(available(dirs))
+        names = shelf.names()
         if n >= len(names):
             return None
         return names[n], shelf.recall(names[n])
@@ -79,9 +78,8 @@ def start_midi(setup: MidiSetup | None, args: argparse.Namespace, engine: Any, s
     """Start the MIDI thread for a run (None without ``--midi``); arms ``--midi-learn``."""
     if setup is None:
         return None
-    dirs = [Path(d).expanduser() for d in args.preset_dir]
     midi = MidiInput(engine.box, engine.clock, setup.port, midi_map=setup.midi_map,
-                     program=preset_programs(dirs, shelf), map_path=setup.map_path,
+                     program=preset_programs(shelf), map_path=setup.map_path,
                      stamp=engine.clock_stamp)  # fmt: skip
     if args.midi_learn:
         midi.learn(args.midi_learn)
