@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import jack
 import numpy as np
 import pytest
 import soundfile as sf
@@ -34,6 +35,26 @@ pytestmark = pytest.mark.audio
 # waiting on Python: that costs thousands of flags in 10 s (the Python callback beside
 # a hog thread: ~3600).
 SERVER_NOISE_FLAGS = 40
+#: Waiting on Python costs thousands of flags in 10 s; a busy shared VM alone has brought
+#: a hundred to a client whose every callback was fast.
+WAITING_FLAGS = 1000
+
+
+def slow_callbacks(engine) -> int:
+    """The engine's own callbacks that took half the block period or more (its histogram, ns bins)."""
+    hist = engine.bank.arena.hist
+    half_period_ns = 0.5 * engine.settings.blocksize / engine.settings.samplerate * 1e9
+    return int(hist[np.arange(hist.size) >= 8 * np.log2(half_period_ns)].sum())
+
+
+def assert_engine_kept_time(engine, stats: dict, reference: int) -> None:
+    """The engine adds no xruns: judged by its own callback times (at most 0.1 % over half the
+    period), and by the server's flags against a no-op client's, or, when the server was that
+    much busier during the run, below what waiting on Python costs."""
+    slow = slow_callbacks(engine)
+    print(f"{slow} of {stats['callbacks']} callbacks over half the period")
+    assert slow <= max(2, stats["callbacks"] // 1000)
+    assert stats["xruns"] <= 3 * reference + SERVER_NOISE_FLAGS or stats["xruns"] < WAITING_FLAGS
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +95,7 @@ def _run(model, seconds: float, *, blocksize: int = 64, callback: str = "cfunc",
         engine.run(seconds)
     finally:
         stop.set()
-    return engine.stats()
+    return {**engine.stats(), "slow_callbacks": slow_callbacks(engine), "engine": engine}
 
 
 @pytest.mark.parametrize("blocksize", [64, 128])
@@ -85,7 +106,7 @@ def test_engine_adds_no_xruns_over_a_noop_client(model, blocksize: int, jack_ser
         f"block {blocksize}: engine {stats['xruns']} status flags, no-op client {reference}; "
         f"callback p99 {stats['callback_us']['p99']:.1f} us, control {stats['control_updates_per_s']:.0f}/s"
     )
-    assert stats["xruns"] <= 3 * reference + SERVER_NOISE_FLAGS
+    assert_engine_kept_time(stats["engine"], stats, reference)
     # Up to one table per control tick (500 Hz) and at most one per callback (the clock moves a
     # block at a time); late wake-ups on a busy machine skip some (benchmarks/bench_engine.py measures).
     assert stats["control_updates_per_s"] > 0.5 * min(500.0, FS / blocksize)
@@ -134,7 +155,7 @@ def test_a_python_hog_thread_hurts_only_the_python_callback(model, jack_server: 
     python = _run(model, 10.0, callback="python", hog=True)
     print(f"with a pure-Python hog thread, 10 s each: cfunc {cfunc['xruns']} status flags, "
           f"python callback {python['xruns']}; no-op client alone {reference}")  # fmt: skip
-    assert cfunc["xruns"] <= 3 * reference + SERVER_NOISE_FLAGS
+    assert_engine_kept_time(cfunc["engine"], cfunc, reference)
     assert python["xruns"] > cfunc["xruns"] + 10
 
 
@@ -158,11 +179,19 @@ def test_control_thread_failures_are_survived(model, jack_server: None, caplog: 
         return real_step(frame, **kw)
 
     engine.controller.step = flaky  # type: ignore[method-assign]
-    with caplog.at_level("WARNING", logger="aether_rt.engine"):
-        engine.run(6.0)
+    server = jack.Client("aether-test-clock", no_start_server=True)
+    try:
+        with caplog.at_level("WARNING", logger="aether_rt.engine"):
+            served = server.frame_time
+            engine.run(6.0)
+            served = server.frame_time - served
+    finally:
+        server.close()
     stats = engine.stats()
     assert stats["control_restarts"] >= 2  # once for the death, once for the stall
-    assert stats["frames"] >= 5.5 * FS  # audio never stopped
+    # Audio never stopped: the engine ran nearly every frame the server did (a busy dummy server
+    # runs slower than real time and skips some cycles; a 1 s stop would leave 5/6 of them).
+    assert stats["frames"] >= 0.9 * served
     warnings = [r for r in caplog.records if "control thread" in r.getMessage()]
     assert len(warnings) == 1 and "injected failure" in warnings[0].getMessage()
 

@@ -19,7 +19,7 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 from pythonosc.udp_client import SimpleUDPClient
-from test_engine_live import SERVER_NOISE_FLAGS, _noop_flags
+from test_engine_live import _noop_flags, assert_engine_kept_time
 from test_osc import Listener
 
 import aether_rt
@@ -218,22 +218,16 @@ def test_fuzzed_packets_leave_the_engine_and_server_whole(model, jack_server: No
         now_threads = threading.active_count()
     stats = live.engine.stats()
     counters = live.osc.counters
-    # The engine's own callbacks that took half the block period or more (histogram bins in ns).
-    hist = live.engine.bank.arena.hist
-    slow = int(hist[np.arange(hist.size) >= 8 * np.log2(0.5 * 64 / 48_000 * 1e9)].sum())
     print(f"fuzz: {len(packets)} packets ({flood_s:.1f} s for 18 000), {counters}; RSS grew {grown_kb} kB; "
-          f"threads {threads} -> {now_threads}; {stats['xruns']} status flags vs no-op client {reference}; "
-          f"{slow} of {stats['callbacks']} callbacks over half the period")  # fmt: skip
+          f"threads {threads} -> {now_threads}; {stats['xruns']} status flags vs no-op client {reference}")  # fmt: skip
     assert alive
     assert now_threads <= threads + 1  # + the listener's own thread (closed: may linger a moment)
     assert grown_kb < 8 * 1024
     assert counters["malformed"] > 1000 and counters["applied"] > 1000 and counters["stale"] > 100
-    # The engine is judged by its own callback times: a flood that made it wait (on the GIL, a
-    # lock) shows as slow callbacks and thousands of status flags (test_engine_live). The flags
-    # count every client's xruns on the server, and on this shared VM a flood of control input
-    # has brought dozens to a hundred with every callback fast (docs/midi.md, the pedal sweep).
-    assert slow <= max(2, stats["callbacks"] // 1000)
-    assert stats["xruns"] <= 3 * reference + SERVER_NOISE_FLAGS or stats["xruns"] < 1000
+    # The flags count every client's xruns on the server; on this shared VM a flood of control
+    # input has brought a hundred (docs/midi.md, the pedal sweep): the engine is judged by its
+    # own callback times too.
+    assert_engine_kept_time(live.engine, stats, reference)
     assert stats["nonfinite_output"] == 0
     assert max(stats["peak_dbfs"]["output"]) <= -0.09  # the ceiling held whatever the gains were
 
