@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aether_rt import __version__
 from aether_rt.errors import UserError
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("aether-demo.wav"), help="output file (default: %(default)s)")
     p.add_argument("--seconds", type=_seconds, default=12.0, help="length in seconds (default: %(default)s)")
-    p.add_argument("--samplerate", type=_samplerate, default=48_000, help="sample rate in Hz (default: %(default)s)")
+    _add_sample_rate(p, default=48_000, help="sample rate in Hz (default: %(default)s)")
     p.add_argument("--blocksize", type=_blocksize, default=64, help="frames per block (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the phrase (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
@@ -106,7 +107,7 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output", help="output device, index or name (default: the default output)")
     live.add_modulation_args(p, _bounded)
-    p.add_argument("--samplerate", type=_samplerate, help="stream rate in Hz (default: 48000, or the file's)")
+    _add_sample_rate(p, help="stream rate in Hz (default: 48000, or the file's)")
     p.add_argument("--blocksize", type=_blocksize, default=64, help="frames per callback " + show)
     p.add_argument("--channels", type=_bounded(int, 1, 32, "channel count"), default=2, help="output channels " + show)
     p.add_argument("--in-channels", type=_bounded(int, 1, 32, "channel count"),
@@ -158,7 +159,7 @@ def _add_live_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="an audio file, or demo")
     p.add_argument("output", help="the file to write (.wav, .flac, .aiff, .ogg)")
     live.add_modulation_args(p, _bounded)
-    p.add_argument("--samplerate", type=_samplerate, default=48_000, help="rate of the demo " + show)
+    _add_sample_rate(p, default=48_000, help="rate of the demo " + show)
     p.add_argument(
         "--channels", type=_bounded(int, 1, 32, "channel count"), help="output channels (default: the input's)"
     )
@@ -252,7 +253,7 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("inspect", help="print the filters a latent point decodes to")
     p.add_argument("--z", required=True, help="the latent point, comma-separated (e.g. 0.5,-1,0,0)")
-    p.add_argument("--samplerate", type=_samplerate, default=48_000, help="design rate in Hz (default: %(default)s)")
+    _add_sample_rate(p, default=48_000, help="design rate in Hz (default: %(default)s)")
     p.add_argument("--model", help="model folder or file (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=m.cmd_inspect)
@@ -316,12 +317,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from aether_rt.sources import demo_phrase
 
     check_output_path(args.out)
-    source = demo_phrase(args.samplerate, seconds=args.seconds, seed=args.seed)
-    result = render_demo(source, args.samplerate, blocksize=args.blocksize)
-    write_audio(args.out, result.audio, args.samplerate)
+    source = demo_phrase(args.sample_rate_hz, seconds=args.seconds, seed=args.seed)
+    result = render_demo(source, args.sample_rate_hz, blocksize=args.blocksize)
+    write_audio(args.out, result.audio, args.sample_rate_hz)
     s = result.stats
     print(
-        f"wrote {args.out} ({args.seconds:g} s at {args.samplerate} Hz): "
+        f"wrote {args.out} ({args.seconds:g} s at {args.sample_rate_hz} Hz): "
         f"rendered {result.realtime_factor:.0f}x real time, {s.blocks} blocks, "
         f"{s.tables_applied} filter tables, {s.nan_events + s.blowup_resets} resets"
     )
@@ -344,5 +345,12 @@ def _bounded(cast: type, low: float, high: float, what: str) -> Callable[[str], 
 
 
 _seconds = _bounded(float, 0.01, 86_400, "a length in seconds")
-_samplerate = _bounded(int, 32_000, 192_000, "sample rate in Hz")
+
+
+def _add_sample_rate(p: argparse.ArgumentParser, **kwargs: Any) -> None:
+    """``--sample-rate HZ`` (``--samplerate``, sounddevice's spelling, also works) into ``sample_rate_hz``."""
+    p.add_argument("--sample-rate", "--samplerate", dest="sample_rate_hz", type=_sample_rate, **kwargs)
+
+
+_sample_rate = _bounded(int, 32_000, 192_000, "sample rate in Hz")
 _blocksize = _bounded(int, 1, 8192, "block size in frames")

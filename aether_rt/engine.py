@@ -49,7 +49,7 @@ class EngineSettings:
     """How the engine talks to the audio device.
 
     Attributes:
-        samplerate: stream rate in Hz.
+        sample_rate_hz: stream rate in Hz.
         blocksize: frames per callback.
         input_device: input device index or name (None: default).
         output_device: output device index or name (None: default).
@@ -64,7 +64,7 @@ class EngineSettings:
 
     """
 
-    samplerate: int = 48_000
+    sample_rate_hz: int = 48_000
     blocksize: int = 64
     input_device: int | str | None = None
     output_device: int | str | None = None
@@ -99,7 +99,7 @@ class Engine:
         record_dir: Path | None = None,
     ) -> None:
         self.settings, self.model, self.box = settings, model, box
-        fs = float(settings.samplerate)
+        fs = float(settings.sample_rate_hz)
         if source is not None:
             ins = source.shape[1]
         else:
@@ -131,7 +131,7 @@ class Engine:
         self.controller.step(0, ramp_frames=0)  # the first table: in place before any audio
         self.bank.arena.settle_params()  # and the first gains and mix, without a glide
         self.stream = BankStream(
-            self.bank, samplerate=fs, blocksize=settings.blocksize, input_device=settings.input_device,
+            self.bank, sample_rate_hz=fs, blocksize=settings.blocksize, input_device=settings.input_device,
             output_device=settings.output_device, callback=settings.callback, output_only=source is not None,
         )  # fmt: skip
         self._generation = 0
@@ -204,7 +204,7 @@ class Engine:
 
     def clock(self) -> float:
         """The audio sample clock, seconds (what the LFOs run on)."""
-        return int(self.bank.arena.words[ar.H_FRAMES]) / float(self.settings.samplerate)
+        return int(self.bank.arena.words[ar.H_FRAMES]) / float(self.settings.sample_rate_hz)
 
     def clock_stamp(self) -> tuple[float, float] | None:
         """``(wall clock, sample clock)`` at the start of the last audio block, seconds (None before the first).
@@ -215,7 +215,7 @@ class Engine:
         out = self._stamp_out
         if not read_stamp(self.bank.arena.words, out):
             return None
-        return int(out[0]) * 1e-9, int(out[1]) / float(self.settings.samplerate)
+        return int(out[0]) * 1e-9, int(out[1]) / float(self.settings.sample_rate_hz)
 
     def meters(self) -> dict[str, float | int]:
         """Cheap live figures (status replies, meters): counters and peak levels, no percentiles."""
@@ -223,7 +223,7 @@ class Engine:
         post, n_out = arena.post, arena.layout.outs
         out_peak = max(float(post[ar.POST_FIXED + ar.POST_PER_OUT * o + 3]) for o in range(n_out))
         in_peak = max(float(post[ar.POST_FIXED + ar.POST_PER_OUT * n_out + c]) for c in range(arena.layout.ins))
-        period_ns = self.settings.blocksize / self.stream.samplerate * 1e9
+        period_ns = self.settings.blocksize / self.stream.sample_rate_hz * 1e9
         return {
             "frames": int(words[ar.H_FRAMES]),
             "xruns": self.stream.stats().status_flags,
@@ -246,7 +246,7 @@ class Engine:
         out_peaks = [float(post[ar.POST_FIXED + ar.POST_PER_OUT * o + 3]) for o in range(n_out)]
         in_peaks = [float(post[ar.POST_FIXED + ar.POST_PER_OUT * n_out + c]) for c in range(arena.layout.ins)]
         return {
-            "sample_rate": self.stream.samplerate,
+            "sample_rate": self.stream.sample_rate_hz,
             "blocksize": self.settings.blocksize,
             "callback": self.settings.callback,
             "seconds": round(elapsed, 3),
@@ -260,7 +260,7 @@ class Engine:
                 "p99": _hist_percentile(hist, 99) / 1e3,
                 "max": int(words[ar.H_CALLBACK_NS_MAX]) / 1e3,
             },
-            "block_period_us": self.settings.blocksize / self.stream.samplerate * 1e6,
+            "block_period_us": self.settings.blocksize / self.stream.sample_rate_hz * 1e6,
             "control_updates_per_s": self.controller.updates / elapsed if elapsed else 0.0,
             "control_step_us": {"p50": float(np.percentile(step_us, 50)), "p99": float(np.percentile(step_us, 99))},
             "control_restarts": self.control_restarts,
@@ -331,7 +331,7 @@ class Engine:
 
     def _session_info(self) -> dict[str, Any]:
         return {
-            "sample_rate": float(self.settings.samplerate),
+            "sample_rate": float(self.settings.sample_rate_hz),
             "blocksize": self.settings.blocksize,
             "control_frames": self.control_frames,
             "envelope_delay_ticks": self.controller.envelope_delay_ticks,

@@ -63,7 +63,7 @@ def _noop_flags(seconds: float) -> int:
 
 def _engine(model, callback: str, state: ControlState) -> Engine:
     return Engine(
-        EngineSettings(samplerate=FS, blocksize=BLOCK, callback=callback),  # type: ignore[arg-type]
+        EngineSettings(sample_rate_hz=FS, blocksize=BLOCK, callback=callback),  # type: ignore[arg-type]
         model, StateBox(state), source=demo_phrase(FS, seconds=12.0)[:, None], loop=True,
     )  # fmt: skip
 

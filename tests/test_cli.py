@@ -37,13 +37,20 @@ def test_the_installed_command_is_the_same_command_line(tmp_path: Path) -> None:
 
 def test_demo_writes_a_playable_file(tmp_path: Path) -> None:
     out = tmp_path / "demo.flac"
-    result = _cli("demo", "--out", str(out), "--seconds", "3", "--samplerate", "44100")
+    result = _cli("demo", "--out", str(out), "--seconds", "3", "--sample-rate", "44100")
     assert result.returncode == 0, result.stderr
     assert "real time" in result.stdout
     audio, rate = sf.read(out)
     assert rate == 44100 and audio.shape == (3 * 44100,)
     assert 0.05 < np.max(np.abs(audio)) < 1.0
     assert sf.info(out).subtype == "PCM_24"
+
+
+def test_sounddevices_spelling_of_the_sample_rate_flag_also_works(tmp_path: Path) -> None:
+    out = tmp_path / "demo.wav"
+    result = _cli("demo", "--out", str(out), "--seconds", "0.5", "--samplerate", "96000")
+    assert result.returncode == 0, result.stderr
+    assert sf.info(out).samplerate == 96000
 
 
 def test_the_demo_render_is_deterministic_and_moves_the_filters() -> None:
@@ -58,8 +65,8 @@ def test_the_demo_render_is_deterministic_and_moves_the_filters() -> None:
     ("args", "message"),
     [
         (["demo", "--blocksize", "0"], "block size in frames must be 1..8192"),
-        (["demo", "--samplerate", "8000"], "sample rate in Hz must be 32000..192000"),
-        (["demo", "--samplerate", "fast"], "expected sample rate in Hz"),
+        (["demo", "--sample-rate", "8000"], "sample rate in Hz must be 32000..192000"),
+        (["demo", "--sample-rate", "fast"], "expected sample rate in Hz"),
         (["demo", "--seconds", "-2"], "a length in seconds must be 0.01..86400"),
         (["demo", "--out", "/no/such/folder/x.wav"], "does not exist"),
         (["demo", "--out", "song.mp9"], "cannot tell the audio format"),
@@ -109,8 +116,8 @@ def test_demo_phrase_is_tuned_and_normalised() -> None:
         (["--output", "no-such-card"], "no output device matches 'no-such-card'"),
         (["--input", "no-such-card"], "no input device matches 'no-such-card'"),
         (["--output", "97"], "no audio device with index 97"),
-        (["--samplerate", "44100"], "cannot run 2 channel(s) at 44100 Hz"),
-        (["--input", "demo", "--samplerate", "96000"], "output device 0 ('system') cannot run 2 channel(s)"),
+        (["--sample-rate", "44100"], "cannot run 2 channel(s) at 44100 Hz"),
+        (["--input", "demo", "--sample-rate", "96000"], "output device 0 ('system') cannot run 2 channel(s)"),
         (["--channels", "9"], "has 2 output channel(s), 9 needed"),
         (["--in-channels", "5"], "has 2 input channel(s), 5 needed"),
     ],

@@ -43,7 +43,7 @@ WAITING_FLAGS = 1000
 def slow_callbacks(engine) -> int:
     """The engine's own callbacks that took half the block period or more (its histogram, ns bins)."""
     hist = engine.bank.arena.hist
-    half_period_ns = 0.5 * engine.settings.blocksize / engine.settings.samplerate * 1e9
+    half_period_ns = 0.5 * engine.settings.blocksize / engine.settings.sample_rate_hz * 1e9
     return int(hist[np.arange(hist.size) >= 8 * np.log2(half_period_ns)].sum())
 
 
@@ -84,7 +84,7 @@ def _run(model, seconds: float, *, blocksize: int = 64, callback: str = "cfunc",
          record_dir: Path | None = None, hog: bool = False) -> dict:  # fmt: skip
     source = demo_phrase(FS, seconds=12.0)[:, None]
     engine = Engine(
-        EngineSettings(samplerate=FS, blocksize=blocksize, callback=callback), model, StateBox(state or _spiral()),
+        EngineSettings(sample_rate_hz=FS, blocksize=blocksize, callback=callback), model, StateBox(state or _spiral()),
         source=source, loop=True, record_dir=record_dir,
     )  # fmt: skip
     stop = threading.Event()
@@ -161,7 +161,7 @@ def test_a_python_hog_thread_hurts_only_the_python_callback(model, jack_server: 
 
 def test_control_thread_failures_are_survived(model, jack_server: None, caplog: pytest.LogCaptureFixture) -> None:
     engine = Engine(
-        EngineSettings(samplerate=FS),
+        EngineSettings(sample_rate_hz=FS),
         model,
         StateBox(_spiral()),
         source=demo_phrase(FS, seconds=3.0)[:, None],
@@ -250,7 +250,10 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
     [
         (["run", "--output", "no-such-card", "--duration", "1"], "no output device matches 'no-such-card'"),
         (["run", "--input", "no-such-card", "--duration", "1"], "no input device matches"),
-        (["run", "--input", "demo", "--samplerate", "44100", "--duration", "1"], "cannot run 2 channel(s) at 44100 Hz"),
+        (
+            ["run", "--input", "demo", "--sample-rate", "44100", "--duration", "1"],
+            "cannot run 2 channel(s) at 44100 Hz",
+        ),
         (["run", "--z", "1,2", "--duration", "1"], "latent space has 4"),
         (["run", "--mode", "spiral", "--rate-fast", "99"], "fast rate must be"),
         (["run", "--osc-feedback", "tablet", "--duration", "1"], "--osc-feedback 'tablet' is not HOST:PORT"),
@@ -298,7 +301,7 @@ def test_a_device_that_vanishes_mid_run_is_reported(tmp_path: Path) -> None:
 
 
 def test_mono_input_device_to_stereo_output(model, jack_server: None) -> None:
-    engine = Engine(EngineSettings(samplerate=FS, out_channels=2, in_channels=1), model, StateBox(_spiral()))
+    engine = Engine(EngineSettings(sample_rate_hz=FS, out_channels=2, in_channels=1), model, StateBox(_spiral()))
     engine.run(1.0)
     layout = engine.bank.arena.layout
     assert (layout.ins, layout.outs, layout.n_channels) == (1, 2, 1)

@@ -80,7 +80,7 @@ def live(model, jack_server: None, tmp_path: Path) -> Iterator[SimpleNamespace]:
     (presets / "b-wild.yaml").write_text("description: wild\nmode: drift\nmix: 0.75\n")
     state = ControlState(modulation=Modulation(mode="static"))
     record = tmp_path / "take"
-    engine = Engine(EngineSettings(samplerate=FS, blocksize=64), model, StateBox(state),
+    engine = Engine(EngineSettings(sample_rate_hz=FS, blocksize=64), model, StateBox(state),
                     source=demo_phrase(FS, seconds=12.0)[:, None], loop=True, record_dir=record)  # fmt: skip
     shelf = PresetShelf([presets], model)
     midi = MidiInput(engine.box, engine.clock, MidiPort(None), midi_map=DEFAULT_MAP,

@@ -46,7 +46,7 @@ class Live:
     """An engine playing a source, with an OSC server, running in a thread."""
 
     def __init__(self, model, seconds: float, state: ControlState, record_dir: Path | None = None) -> None:
-        self.engine = Engine(EngineSettings(samplerate=FS, blocksize=64), model, StateBox(state),
+        self.engine = Engine(EngineSettings(sample_rate_hz=FS, blocksize=64), model, StateBox(state),
                              source=_noise(8.0), loop=True, record_dir=record_dir)  # fmt: skip
         recall("room", [], model).state_for(model)  # the room preset's IR refined now, as `run` does at start
         self.osc = OscServer(self.engine.box, self.engine.clock, port=0, status=self.engine.meters,

@@ -209,7 +209,7 @@ def test_cli_render_keeps_rate_channels_and_a_sensible_subtype(
 
 def test_cli_renders_the_demo_with_no_files(tmp_path: Path) -> None:
     out = tmp_path / "demo.wav"
-    done = _cli("render", "demo", str(out), "--channels", "2", "--samplerate", "44100")
+    done = _cli("render", "demo", str(out), "--channels", "2", "--sample-rate", "44100")
     assert done.returncode == 0, done.stderr
     y, rate = sf.read(out, always_2d=True)
     assert rate == 44_100 and y.shape[1] == 2 and y.shape[0] > 10 * rate

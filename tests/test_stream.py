@@ -40,7 +40,7 @@ def test_stream_runs_the_bank_live_and_matches_offline(
     bank = BiquadBank(32, 2, coeffs=coeffs, tap_frames=int(JACK_RATE_HZ * (RUN_S + 3)))
     before = _jack_ports()
     server = jack.Client("aether-test-clock", no_start_server=True)
-    with BankStream(bank, samplerate=JACK_RATE_HZ, blocksize=64, callback=callback) as stream:
+    with BankStream(bank, sample_rate_hz=JACK_RATE_HZ, blocksize=64, callback=callback) as stream:
         ours = sorted(p for p in _jack_ports() - before if ":in_" in p)
         assert len(ours) == 2, f"expected the stream's two input ports, found {ours}"
         name = f"aether-test-{callback}"
@@ -91,7 +91,7 @@ def test_bad_devices_and_settings_give_user_errors(jack_server: None) -> None:
     with pytest.raises(UserError, match="3 needed"):
         BankStream(BiquadBank(4, 3))  # the dummy server has 2 channels
     with pytest.raises(UserError, match="sample rate 8000"):
-        BankStream(bank, samplerate=8000)
+        BankStream(bank, sample_rate_hz=8000)
     with pytest.raises(UserError, match="callback must be one of"):
         BankStream(bank, callback="fortran")  # type: ignore[arg-type]
 

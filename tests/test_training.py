@@ -130,7 +130,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_inspect_encode_sweep_and_eval_commands(trained: Path, tmp_path: Path) -> None:
-    out = _cli("inspect", "--model", str(trained), "--z", "0.5,-1", "--samplerate", "96000", "--json")
+    out = _cli("inspect", "--model", str(trained), "--z", "0.5,-1", "--sample-rate", "96000", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["sample_rate"] == 96000 and report["z"] == [0.5, -1.0] and len(report["filters"]) == 8

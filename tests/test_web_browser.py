@@ -62,7 +62,7 @@ class LivePage:
 
     def __init__(self, model, folder: Path) -> None:
         start = ControlState(modulation=Modulation.for_latent_dim(model.config.latent_dim, mode="static"))
-        self.engine = Engine(EngineSettings(samplerate=FS, blocksize=64), model, StateBox(start),
+        self.engine = Engine(EngineSettings(sample_rate_hz=FS, blocksize=64), model, StateBox(start),
                              source=_noise(8.0), loop=True)  # fmt: skip
         self.shelf = PresetShelf([folder], model)
         self.osc = OscServer(self.engine.box, self.engine.clock, port=0, recall_preset=self.shelf.recall,

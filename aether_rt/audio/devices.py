@@ -32,7 +32,7 @@ class DeviceInfo:
         hostapi: host API name (ALSA, JACK Audio Connection Kit, ...).
         max_input_channels: input channels available.
         max_output_channels: output channels available.
-        default_samplerate_hz: the device's default sample rate.
+        default_sample_rate_hz: the device's default sample rate.
 
     """
 
@@ -41,7 +41,7 @@ class DeviceInfo:
     hostapi: str
     max_input_channels: int
     max_output_channels: int
-    default_samplerate_hz: float
+    default_sample_rate_hz: float
 
 
 def portaudio() -> ModuleType:
@@ -74,7 +74,7 @@ def list_devices() -> list[DeviceInfo]:
             hostapi=str(hostapis[d["hostapi"]]["name"]),
             max_input_channels=int(d["max_input_channels"]),
             max_output_channels=int(d["max_output_channels"]),
-            default_samplerate_hz=float(d["default_samplerate"]),
+            default_sample_rate_hz=float(d["default_samplerate"]),
         )
         for d in sd.query_devices()
     ]
@@ -91,7 +91,7 @@ def format_devices(devices: list[DeviceInfo]) -> str:
         mark = ("<" if d.index == default_in else " ") + (">" if d.index == default_out else " ")
         rows.append(
             f"{mark}{d.index:3d} {d.max_input_channels:3d} {d.max_output_channels:4d} "
-            f"{d.default_samplerate_hz:8.0f}  {d.hostapi:<27.27} {d.name}"
+            f"{d.default_sample_rate_hz:8.0f}  {d.hostapi:<27.27} {d.name}"
         )
     rows.append("(< default input, > default output)")
     return "\n".join(rows)
@@ -154,7 +154,7 @@ def check_stream(
     *,
     input_device: int | str | None,
     output_device: int | str | None,
-    samplerate_hz: float,
+    sample_rate_hz: float,
     out_channels: int,
     in_channels: int | None = None,
     output_only: bool = False,
@@ -168,7 +168,7 @@ def check_stream(
     Args:
         input_device: input device index or name (None: the default); ignored with ``output_only``.
         output_device: output device index or name (None: the default).
-        samplerate_hz: the stream's rate.
+        sample_rate_hz: the stream's rate.
         out_channels: output channels.
         in_channels: input channels (None: as many as the outputs, at most what the input has).
         output_only: an output-only stream (a source plays instead of the input).
@@ -193,14 +193,14 @@ def check_stream(
     for kind, index, channels in checks:
         check = sd.check_input_settings if kind == "input" else sd.check_output_settings
         try:
-            check(device=index, channels=channels, samplerate=samplerate_hz, dtype="float32")
+            check(device=index, channels=channels, samplerate=sample_rate_hz, dtype="float32")
         except (sd.PortAudioError, ValueError) as exc:
             found = next(d for d in list_devices() if d.index == index)
             raise UserError(
-                f"{kind} device {index} ({found.name!r}) cannot run {channels} channel(s) at {samplerate_hz:g} Hz: "
-                f"{exc}; its default rate is {found.default_samplerate_hz:g} Hz; available:\n"
+                f"{kind} device {index} ({found.name!r}) cannot run {channels} channel(s) at {sample_rate_hz:g} Hz: "
+                f"{exc}; its default rate is {found.default_sample_rate_hz:g} Hz; available:\n"
                 + format_devices(list_devices()),
-                "choose a rate the device supports (--samplerate), fewer channels, or another device; "
+                "choose a rate the device supports (--sample-rate), fewer channels, or another device; "
                 "`aether-rt devices` lists them",
             ) from None
     return ins

@@ -75,7 +75,7 @@ class BankStream:
 
     Args:
         bank: the bank to run; its arena becomes the callback's state.
-        samplerate: sample rate in Hz (32 000 to 192 000).
+        sample_rate_hz: sample rate in Hz (32 000 to 192 000).
         blocksize: frames per callback (0 lets the host choose).
         input_device: input device index or name (None: default).
         output_device: output device index or name (None: default).
@@ -93,7 +93,7 @@ class BankStream:
         self,
         bank: BiquadBank,
         *,
-        samplerate: float = 48_000,
+        sample_rate_hz: float = 48_000,
         blocksize: int = 64,
         input_device: int | str | None = None,
         output_device: int | str | None = None,
@@ -105,8 +105,8 @@ class BankStream:
         if callback not in CALLBACK_MODES:
             raise UserError(f"callback must be one of {', '.join(CALLBACK_MODES)}, got {callback!r}")
         lo, hi = SAMPLERATE_RANGE_HZ
-        if not lo <= samplerate <= hi:
-            raise UserError(f"sample rate {samplerate} Hz is outside the supported {lo}..{hi} Hz")
+        if not lo <= sample_rate_hz <= hi:
+            raise UserError(f"sample rate {sample_rate_hz} Hz is outside the supported {lo}..{hi} Hz")
         if not isinstance(blocksize, int) or not 0 <= blocksize <= 8192:
             raise UserError(f"block size must be an integer from 0 to 8192 frames, got {blocksize!r}")
         layout = bank.arena.layout
@@ -123,7 +123,7 @@ class BankStream:
         self.bank = bank
         self.callback_mode = callback
         common = {
-            "samplerate": samplerate,
+            "samplerate": sample_rate_hz,
             "blocksize": blocksize,
             "device": device,
             "channels": channels,
@@ -148,12 +148,12 @@ class BankStream:
                 self._stream = stream_class(callback=make_python_callback(bank.arena, output_only), **common)
         except sd.PortAudioError as exc:
             raise UserError(
-                f"could not open a {samplerate:g} Hz duplex stream on devices {device}: {exc}",
+                f"could not open a {sample_rate_hz:g} Hz duplex stream on devices {device}: {exc}",
                 "check the device supports this sample rate and channel count (`aether-rt devices`)",
             ) from None
 
     @property
-    def samplerate(self) -> float:
+    def sample_rate_hz(self) -> float:
         """The sample rate PortAudio reports for the open stream, in Hz."""
         return float(self._stream.samplerate)
 

@@ -190,7 +190,7 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: A
         model, preset = model_and_preset(args)
         library = read_ir_library(args, model)
         state = control_state(args, model.config.latent_dim, preset, model)
-        source = load_source(args.input, settings.samplerate)[0] if is_source(args.input) else None
+        source = load_source(args.input, settings.sample_rate_hz)[0] if is_source(args.input) else None
         engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
                         record_dir=Path(args.record) if args.record else None)  # fmt: skip
         shelf = preset_shelf(args, model, preset)
@@ -224,7 +224,8 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: A
 
             background.append(start_library(web, model, library, stop=stop))
         print(
-            f"aether-rt: {state.modulation.mode} at {engine.stream.samplerate:g} Hz, {args.blocksize}-frame blocks, "
+            f"aether-rt: {state.modulation.mode} at {engine.stream.sample_rate_hz:g} Hz, "
+            f"{args.blocksize}-frame blocks, "
             f"{engine.bank.arena.layout.ins} in / {args.channels} out, {args.callback} callback"
             + (f"; OSC on {args.osc_host}:{osc.port}" if osc else "")
             + (f"; web page at {web.url}" if web else "")
@@ -247,7 +248,7 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: A
 def engine_settings(args: argparse.Namespace) -> Any:
     """The :class:`~aether_rt.engine.EngineSettings` of a run: devices, rate, channels, blocks.
 
-    The rate is ``--samplerate``, else an ``--input`` file's own (read from its header),
+    The rate is ``--sample-rate``, else an ``--input`` file's own (read from its header),
     else 48 kHz. With a source (``demo`` or a file) there is no input device.
 
     Raises:
@@ -257,11 +258,11 @@ def engine_settings(args: argparse.Namespace) -> Any:
     from aether_rt.audio_files import audio_rate
     from aether_rt.engine import EngineSettings
 
-    rate = args.samplerate
+    rate = args.sample_rate_hz
     if rate is None and is_source(args.input) and args.input != "demo":
         rate = audio_rate(Path(args.input))
     return EngineSettings(
-        samplerate=rate or 48_000,
+        sample_rate_hz=rate or 48_000,
         blocksize=args.blocksize,
         input_device=None if is_source(args.input) else args.input,
         output_device=args.output,
@@ -283,7 +284,7 @@ def check_devices(settings: Any, *, output_only: bool) -> None:
 
     check_stream(
         input_device=settings.input_device, output_device=settings.output_device,
-        samplerate_hz=settings.samplerate, out_channels=settings.out_channels,
+        sample_rate_hz=settings.sample_rate_hz, out_channels=settings.out_channels,
         in_channels=settings.in_channels, output_only=output_only,
     )  # fmt: skip
 
@@ -417,7 +418,7 @@ def attach_web(server: Any, engine: Any, model: Any, shelf: Any) -> None:
     """
     from aether_rt.web.pictures import cached_pictures
 
-    fs = float(engine.stream.samplerate)
+    fs = float(engine.stream.sample_rate_hz)
     server.attach(engine.box, engine.clock, sample_rate_hz=fs, coeffs=engine.bank.coeffs_in_use, meters=engine.meters,
                   presets=shelf, images=cached_pictures(model, fs))  # fmt: skip
 
@@ -459,7 +460,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if session is not None:
         _check_session_size(session, args.replay, model.config.latent_dim)
     state = control_state(args, model.config.latent_dim, preset, model)
-    source, rate, subtype = load_source(args.input, args.samplerate if args.input == "demo" else None)
+    source, rate, subtype = load_source(args.input, args.sample_rate_hz if args.input == "demo" else None)
     if session is not None and abs(session.sample_rate - rate) > 0.5:
         raise UserError(f"{args.input!r} is at {rate} Hz but the session was recorded at {session.sample_rate:g} Hz")
     seconds = source.shape[0] / rate

@@ -131,7 +131,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     z = parse_z(args.z, model.config.latent_dim)
-    rate = float(args.samplerate)
+    rate = float(args.sample_rate_hz)
     filters = effective_filters(model.decode(z[None]), rate)
     freqs = np.geomspace(20.0, 0.49 * rate, 64)
     response = np.asarray(response_db(model.decode(z[None]), freqs, rate))[0]

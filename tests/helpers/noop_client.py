@@ -20,7 +20,7 @@ from aether_rt.dsp.bank import BiquadBank
 def main() -> None:
     seconds, blocksize = float(sys.argv[1]), int(sys.argv[2])
     bank = BiquadBank(1, 2)
-    with BankStream(bank, samplerate=48_000, blocksize=blocksize) as stream:
+    with BankStream(bank, sample_rate_hz=48_000, blocksize=blocksize) as stream:
         time.sleep(seconds)
         stats = stream.stats()
     print(json.dumps({"callbacks": stats.callbacks, "status_flags": stats.status_flags}), flush=True)
