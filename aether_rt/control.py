@@ -316,6 +316,9 @@ class Controller:
         self.last_version = -1
         self.last_z = np.zeros(designer.latent_dim)
         self.updates = 0  # tables published
+        #: Ticks the audio side reached before their table was queued (it kept the previous
+        #: table meanwhile): the control thread fell behind its lookahead. 0 on a healthy run.
+        self.late_ticks = 0
         self.step_us: deque[float] = deque(maxlen=20_000)
         self.log_states = False  # keep (first sequence, tick, state) at every change (for recordings)
         self.state_log: list[tuple[int, int, dict[str, Any]]] = []
@@ -337,6 +340,9 @@ class Controller:
         tick, version = self.tick_of(frame), self.box.version
         horizon = tick + self.lookahead * cf
         changed = version != self.last_version
+        played = self.tick_of(frame - 1) if frame > 0 else -1  # the last tick the audio has played into
+        if 0 <= self.last_tick < played:  # it got there (and to any before) with nothing queued
+            self.late_ticks += (played - self.last_tick) // cf
         if not changed and self.last_tick >= horizon:
             return False
         started = time.perf_counter()

@@ -232,6 +232,7 @@ class Engine:
             "output_peak_dbfs": _dbfs(out_peak),
             "clip_events": int(words[ar.H_LIMITED_SAMPLES]),
             "control_restarts": self.control_restarts,
+            "late_ticks": self.controller.late_ticks,
         }
 
     def stats(self) -> dict[str, Any]:
@@ -264,6 +265,7 @@ class Engine:
             "control_updates_per_s": self.controller.updates / elapsed if elapsed else 0.0,
             "control_step_us": {"p50": float(np.percentile(step_us, 50)), "p99": float(np.percentile(step_us, 99))},
             "control_restarts": self.control_restarts,
+            "late_ticks": self.controller.late_ticks,
             "nan_resets": int(words[ar.H_NAN_EVENTS]) + int(words[ar.H_BLOWUPS]),
             "clip_events": int(words[ar.H_LIMITED_SAMPLES]),
             "nonfinite_output": int(words[ar.H_NONFINITE_OUT]),
@@ -280,7 +282,8 @@ class Engine:
             f"{s['seconds']:.1f} s, {s['callbacks']} callbacks, {s['xruns']} xruns, callback "
             f"p50 {cb['p50']:.1f} / p99 {cb['p99']:.1f} / max {cb['max']:.1f} us "
             f"(period {s['block_period_us']:.0f} us), "
-            f"control {s['control_updates_per_s']:.0f}/s, latency out {s['latency_s']['output'] * 1e3:.1f} ms, "
+            f"control {s['control_updates_per_s']:.0f}/s ({s['late_ticks']} ticks late), "
+            f"latency out {s['latency_s']['output'] * 1e3:.1f} ms, "
             f"clip events {s['clip_events']}, NaN resets {s['nan_resets']}"
         )
 

@@ -265,3 +265,25 @@ def test_cli_render_blocksize_changes_nothing(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         outs.append(sf.read(path, dtype="float32")[0])
     np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-5)
+
+
+def test_the_controller_counts_the_ticks_the_audio_reached_before_their_table(model) -> None:
+    """`late_ticks`: the audio played into a tick whose table was not queued yet (a control
+    thread that fell behind its lookahead). A state change's republishing is not late."""
+    from aether_rt.control import Controller, StateBox, TableDesigner
+
+    fs, cf = 48_000.0, 96
+    bank = BiquadBank(model.config.num_filters, 1, ring_size=64)
+    box = StateBox(ControlState(modulation=Modulation(mode="spiral")))
+    controller = Controller(bank, TableDesigner(model, fs), box, fs, cf, lookahead=4)
+    controller.step(0)  # ticks 0..384 queued
+    controller.step(300)  # the audio is at frame 300: topped up to 288 + 4 ticks
+    assert (controller.late_ticks, controller.last_tick) == (0, 672)
+    box.update(mix=0.5)  # a change republishes from the current tick: on time
+    controller.step(700)
+    assert (controller.late_ticks, controller.last_tick) == (0, 672 + 4 * cf)
+    # Held off: the audio played on to frame 1900, through ticks 1152..1824 (8 of them) with nothing queued.
+    controller.step(1900)
+    assert controller.late_ticks == 8
+    controller.step(1920)  # frame 1920 starts tick 1920, not played yet: queued in time
+    assert controller.late_ticks == 8
