@@ -95,3 +95,52 @@ def adopted_frame(engine: Any, logged: int, timeout_s: float = 1.0) -> int | Non
                 return int(frame)
         time.sleep(0.0001)
     return None
+
+
+class JackLog:
+    """Who was late, from the JACK server's own log (its stderr, if it was saved to a file).
+
+    JACK2 logs every xrun it sees: ``JackTimedDriver::Process XRun`` when the driver's
+    cycle itself ran late (with the dummy backend: its timer woke late), and
+    ``JackEngine::XRun: client = NAME was not finished, state = STATE`` for each client
+    still ``Triggered`` (woken, not yet scheduled) or ``Running`` (inside its process
+    callback) at the deadline. A client ``Running`` at the deadline is one whose own
+    callback may have made the cycle late; ``Triggered`` ones were waiting for a CPU.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._at = self._size()
+
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size if self.path is not None else 0
+        except OSError:
+            return 0
+
+    def mark(self) -> None:
+        """Start counting from here."""
+        self._at = self._size()
+
+    def since(self) -> dict[str, int] | None:
+        """Counts since :meth:`mark`: ``driver_late``, ``graph_late`` (cycles whose graph did
+        not finish), and ``<client>/<state>`` per client
+        not finished (client names with JACK's ``-NN`` suffix folded); None without a log."""
+        import re
+        from collections import Counter
+
+        if self.path is None:
+            return None
+        with self.path.open("rb") as f:
+            f.seek(self._at)
+            text = f.read().decode("utf-8", "replace")
+        counts: Counter[str] = Counter()
+        for line in text.splitlines():
+            if "JackTimedDriver::Process XRun" in line:
+                counts["driver_late"] += 1
+            elif "ProcessGraphAsyncMaster: Process error" in line:
+                counts["graph_late"] += 1
+            elif m := re.search(r"client = (.+?) was not finished, state = (\w+)", line):
+                client = re.sub(r"-\d+$", "", m[1])
+                counts[f"{client}/{m[2]}"] += 1
+        return dict(counts)

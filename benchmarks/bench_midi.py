@@ -9,30 +9,36 @@ runs in this process at 64-frame blocks, control at 500 Hz, as in bench_osc.py.
   adoption log) minus the JACK frame the CC was sent at (mapped to the engine's frame
   counter), over ``--changes`` changes at random moments. As for OSC, the device's own
   output latency comes on top.
-* **sweep**: CC 11 swept up and down at 1 000 CC/s for ``--seconds``, against the same
-  engine without MIDI: status flags (xruns), callback p99, control updates/s, control
-  step p99, watchdog restarts (a stalled control thread), state changes MIDI made; and
-  the same sweep into aether-rt's port with no engine, beside a no-op client: the xruns
-  the JACK MIDI path brings by itself.
+* **sweep**: a pedal at 1 000 CC/s for ``--seconds``, ``--repeats`` times, interleaved
+  with a no-op client alone (the server's own xruns on this machine) and three other
+  configurations: the engine without MIDI, with its port open and idle, and with 1 000
+  CC/s on an unmapped control (the transport and parser without state changes). Per
+  configuration: status flags (xruns, median and range), the engine's own slow callbacks
+  (over half the period), late ticks (the control thread fell behind its lookahead), watchdog
+  restarts, CCs read, state changes, callback p99, control tables/s, step p99. With
+  ``--jack-log`` (the server's stderr in a file) also who JACK found unfinished at each
+  xrun, from its log.
 * **clock**: 24 pulses per beat at 60/120/240 BPM after a Start, sync on: the tempo
   error after 2 beats, the LFO phase error at beat 2 and at the last beat (against the
   beats' own JACK frames), and its drift between the two over ``--clock-seconds``.
 
-    python benchmarks/bench_midi.py [--seconds 10] [--changes 300] [--clock-seconds 60]
+    python benchmarks/bench_midi.py [--seconds 10] [--repeats 3] [--changes 300] [--clock-seconds 60]
+                                    [--jack-log FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import jack
 import numpy as np
-from _common import RESULTS, adopted_frame, print_table, write_json
-from bench_engine import BLOCK, FS, _engine, _noop_flags
+from _common import RESULTS, JackLog, adopted_frame, print_table, write_json
+from bench_engine import BLOCK, FS, _engine, _noop_flags, slow_callbacks
 
 import aether_rt
 from aether_rt.control import ControlState
@@ -110,55 +116,94 @@ def midi_latency(model, changes: int) -> dict[str, float]:
             "device_output_latency_ms": engine.stream.latency_s[1] * 1e3}  # fmt: skip
 
 
-def sweep(model, seconds: float, *, midi: bool) -> dict[str, float]:
-    """The engine playing a spiral while CC 11 sweeps at 1000 CC/s (or with no MIDI at all)."""
+#: The pedal-sweep configurations: the MIDI control the sender sweeps (None: the engine's
+#: port is open and wired but nothing is sent; "no MIDI": no port at all).
+SWEEPS: dict[str, int | str | None] = {
+    "engine, no MIDI": "no MIDI",
+    "engine, MIDI port idle": None,
+    "engine + 1000 unmapped CC/s": 99,  # the transport and the parser, no state change
+    "engine + 1000 CC/s on CC 11": 11,  # the pedal: z moves, a state change every 5 ms
+}
+
+
+def sweep(model, seconds: float, control: int | str | None, jack_log: JackLog) -> dict[str, Any]:
+    """The engine playing a spiral while the sender sweeps ``control`` at 1000 CC/s."""
     state = ControlState(modulation=Modulation(mode="spiral", rate_fast_hz=2.0))
-    with Rig(model, state, midi=midi) as rig:
+    with Rig(model, state, midi=control != "no MIDI") as rig:
         changes = []
         rig.engine.box.subscribe(lambda _s, source: changes.append(source))
-        if midi:
-            rig.sender.sweep(11, FS // 1000, int(seconds * 1000))
+        sent = int(seconds * 1000) if isinstance(control, int) else 0
+        jack_log.mark()
+        if sent:
+            rig.sender.sweep(control, FS // 1000, sent)
         rig.engine.run(seconds + 0.1)
         stats = rig.engine.stats()
         counters = rig.midi.counters if rig.midi is not None else {}
+        late = jack_log.since()
     return {
+        "cc_sent": sent,
         "cc_received": counters.get("cc", 0),
         "state_changes_per_s": sum(s == "midi" for s in changes) / seconds,
         "xruns": stats["xruns"],
+        "slow_callbacks": slow_callbacks(rig.engine),
+        "late_ticks": stats["late_ticks"],
         "callback_p99_us": stats["callback_us"]["p99"],
         "control_updates_per_s": stats["control_updates_per_s"],
         "control_step_p99_us": stats["control_step_us"]["p99"],
         "control_restarts": stats["control_restarts"],
+        "jack_log": late,
     }
 
 
-def sweep_without_engine(seconds: float) -> dict[str, float]:
-    """The JACK MIDI path alone: the sender sweeping CC 11 at 1000 CC/s into aether-rt's port
-    (a thread drains it), beside a no-op client: the xruns MIDI itself brings, no engine."""
-    port = MidiPort(None)
-    sender = RemoteSender("aether-bench-sender")
-    received, stop = [0], threading.Event()
+def _range(values: list[float]) -> str:
+    """``median [min-max]`` of repeated runs."""
+    return f"{statistics.median(values):.0f} [{min(values):.0f}-{max(values):.0f}]"
 
-    def drain() -> None:
-        while not stop.is_set():
-            if port.poll() is None:
-                time.sleep(0.0005)
-            else:
-                received[0] += 1
 
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-    try:
-        sender.connect_to("aether-rt:midi in")
-        # longer than the no-op client's run, which starts a second or two later
-        sender.sweep(11, FS // 1000, int((seconds + 10) * 1000))
-        xruns = _noop_flags(seconds)
-    finally:
-        stop.set()
-        thread.join()
-        sender.close()
-        port.close()
-    return {"cc_received": received[0], "xruns": xruns}
+def sweeps(model, seconds: float, repeats: int, jack_log: JackLog) -> dict[str, Any]:
+    """Every configuration ``repeats`` times, interleaved with a no-op client alone (the
+    server's own xruns), so that the machine's drifting load hits them alike."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SWEEPS}
+    noop: list[dict[str, Any]] = []
+    for r in range(repeats):
+        jack_log.mark()
+        noop.append({"xruns": _noop_flags(seconds), "jack_log": jack_log.since()})
+        for name, control in SWEEPS.items():
+            runs[name].append(sweep(model, seconds, control, jack_log))
+        print(f"sweep repeat {r + 1}/{repeats}: done", file=sys.stderr, flush=True)
+    return {"noop": noop, "runs": runs}
+
+
+def print_sweeps(result: dict[str, Any]) -> None:
+    noop, runs = result["noop"], result["runs"]
+    cols = ["xruns median [range]", "slow callbacks", "late ticks", "restarts", "CCs sent/received",
+            "state changes/s", "callback p99 us", "control tables/s", "step p99 us"]  # fmt: skip
+    rows = [["no-op client alone", _range([n["xruns"] for n in noop])] + [""] * (len(cols) - 1)]
+    for name, rs in runs.items():
+
+        def med(k: str, rs: list[dict[str, Any]] = rs) -> float:
+            return statistics.median(r[k] for r in rs)
+
+        def total(k: str, rs: list[dict[str, Any]] = rs) -> int:
+            return sum(r[k] for r in rs)
+
+        rows.append([name, _range([r["xruns"] for r in rs]), total("slow_callbacks"), total("late_ticks"),
+                     total("control_restarts"), f"{total('cc_sent')}/{total('cc_received')}",
+                     med("state_changes_per_s"), med("callback_p99_us"), med("control_updates_per_s"),
+                     med("control_step_p99_us")])  # fmt: skip
+    print_table(["configuration", *cols], rows)
+    if noop[0]["jack_log"] is None:
+        print("(start jackd with its stderr in a file and pass --jack-log FILE to see who was late)")
+        return
+    # Per client and state, medians over the repeats, from the server's own log.
+    keys = sorted({k for rs in [noop, *runs.values()] for r in rs for k in r["jack_log"]})
+    rows = [[name, *[statistics.median(r["jack_log"].get(k, 0) for r in rs) for k in keys]]
+            for name, rs in [("no-op client alone", noop), *runs.items()]]  # fmt: skip
+    print(
+        "\nthe JACK server's log, medians over the repeats (PortAudio: the engine or the no-op client; "
+        "aether-rt: the engine's MIDI port; aether-bench-sender: the sender)"
+    )
+    print_table(["configuration", *keys], rows)
 
 
 def clock_follow(model, bpm: int, seconds: float) -> dict[str, float]:
@@ -199,7 +244,9 @@ def clock_follow(model, bpm: int, seconds: float) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, default=10.0, help="sweep length (and the no-MIDI reference's)")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each sweep run")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each sweep configuration, interleaved")
+    p.add_argument("--jack-log", type=Path, help="the JACK server's stderr, saved to a file: who was late in each run")
     p.add_argument("--changes", type=int, default=300, help="CCs timed for the latency")
     p.add_argument("--clock-seconds", type=float, default=10.0, help="clock length per tempo (the target: 60)")
     p.add_argument("--tempos", default="60,120,240")
@@ -212,22 +259,16 @@ def main() -> None:
     keys = ("sent", "changes", "p50_ms", "p99_ms", "max_ms", "device_output_latency_ms")
     print_table(["sent", "timed", "p50 ms", "p99 ms", "max ms", "+ device output latency ms"], [[lat[k] for k in keys]])
 
-    print(f"\n== pedal sweep: CC 11 at 1000 CC/s for {args.seconds:g} s, spiral at 2 Hz, {BLOCK}-frame blocks")
-    reference = _noop_flags(args.seconds)
-    runs = {"engine alone": sweep(model, args.seconds, midi=False),
-            "engine + 1000 CC/s": sweep(model, args.seconds, midi=True)}  # fmt: skip
-    transport = sweep_without_engine(args.seconds)
-    keys = list(next(iter(runs.values())))
-    alone = [("no-op client alone", {"xruns": reference}), ("no-op client + 1000 CC/s, no engine", transport)]
-    rows = [[name, *[part.get(k, "") for k in keys]] for name, part in alone]
-    print_table(["configuration", *keys], rows + [[name, *[r[k] for k in keys]] for name, r in runs.items()])
+    print(f"\n== pedal sweep: 1000 CC/s for {args.seconds:g} s x {args.repeats}, spiral at 2 Hz, {BLOCK}-frame blocks")
+    swept = sweeps(model, args.seconds, args.repeats, JackLog(args.jack_log))
+    print_sweeps(swept)
 
     print(f"\n== MIDI clock, {args.clock_seconds:g} s per tempo, sync, fast pair at 2 beats per cycle")
     clocks = [clock_follow(model, int(b), args.clock_seconds) for b in args.tempos.split(",") if b]
     ckeys = list(clocks[0])
     print_table(ckeys, [[c[k] for k in ckeys] for c in clocks])
-    write_json(args.json, {"latency": lat, "noop_xruns": reference, "sweep": runs, "transport_alone": transport,
-                           "clock": clocks, "seconds": args.seconds})  # fmt: skip
+    write_json(args.json, {"latency": lat, "sweep": swept, "clock": clocks, "seconds": args.seconds,
+                           "repeats": args.repeats})  # fmt: skip
 
 
 if __name__ == "__main__":
