@@ -500,3 +500,53 @@ def test_the_ir_library_shows_on_the_planes_and_a_click_goes_there(
     assert "the centre at" in browser.find_element(By.ID, "message").text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "web-page-library.png"))
+
+
+def test_the_page_offers_midi_learn_only_with_midi(live: LivePage, browser) -> None:
+    """Without --midi the page has no learn buttons (the fixture's page runs without MIDI)."""
+    assert browser.find_elements(By.CSS_SELECTOR, "button.learn") == []
+
+
+def test_a_learn_button_binds_the_next_midi_control_and_saves_the_map(model, jack_server: None,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    """As a player does it: click the MIDI button beside "mix" in the page, move a control
+    on a MIDI controller (a JACK MIDI sender), and that control now drives mix, on the
+    engine and on the page's slider; the map is saved."""
+    from helpers.jack_midi import RemoteSender
+    from test_midi_live import _send_until
+
+    from aether_rt.midi.input import MidiInput
+    from aether_rt.midi.mapping import DEFAULT_MAP, load_map
+    from aether_rt.midi.ports import MidiPort
+
+    map_path = tmp_path / "midi-map.yaml"
+    with LivePage(model, tmp_path) as page:
+        midi = MidiInput(page.engine.box, page.engine.clock, MidiPort(None), midi_map=DEFAULT_MAP,
+                         map_path=map_path, stamp=page.engine.clock_stamp)  # fmt: skip
+        midi.start()
+        page.web.midi_learn = midi.learn  # as `run --web --midi` wires it, before any page connects
+        sender, driver = RemoteSender(), chromium()
+        try:
+            sender.connect_to("aether-rt:midi in")
+            driver.get(page.web.url)
+            wait_for(lambda: driver.execute_script("return window.aether && window.aether.stats.frames > 5"),
+                     "the page's first frames", timeout=15)  # fmt: skip
+            learnable = {b.get_attribute("data-learn") for b in driver.find_elements(By.CSS_SELECTOR, "button.learn")}
+            expected = {"mix", "depth", "tempo", "gain/in", "gain/out", "bypass", "sweep", "envelope/amount"}
+            assert expected <= learnable, learnable
+            button = driver.find_element(By.CSS_SELECTOR, 'button.learn[data-learn="mix"]')
+            driver.execute_script("arguments[0].scrollIntoView()", button)
+            button.click()
+            wait_for(lambda: midi.learning == "mix", "the engine to wait for a control for mix")
+            # CC 30 on channel 3 is in no default binding: learned, it sets mix to 32/127.
+            assert _send_until(sender, lambda: page.engine.box.state.mix == pytest.approx(32 / 127, abs=1e-6),
+                               [0xB2, 30, 32])  # fmt: skip
+            assert midi.learning is None
+            wait_for(lambda: float(driver.find_element(By.ID, "mix").get_attribute("value")) == pytest.approx(0.25),
+                     "the page's mix slider to follow the learned control")  # fmt: skip
+            learned = [b for b in load_map(map_path).bindings if b.param == "mix"]
+            assert (learned[0].control, learned[0].channel) == (30, 2)  # first: it wins over the default CC 7
+        finally:
+            driver.quit()
+            sender.close()
+            midi.stop()
