@@ -1,18 +1,83 @@
-"""A JACK MIDI sender on the test server (the ``JACK-Client`` package): what a foot controller would send.
+"""A JACK MIDI sender on the test server: what a foot controller's driver would send.
 
 Events are queued with an absolute JACK frame time and written into the output port's
 buffer at that frame inside the process cycle that covers it, so a clock's pulses are
 exactly evenly spaced in the server's sample time.
+
+The process callback is compiled (a Numba ``cfunc`` calling libjack through ctypes), as a
+hardware controller's driver is C: a Python callback would wait for the GIL and run
+Python in every cycle of the graph, and JACK counts the cycles it makes late against
+every client (it made the MIDI benchmark's sender the client JACK most often found
+unfinished). The queue is a single-producer/single-consumer ring in one int64 array: the
+events ``(frame, byte start, size)`` and their bytes, published with release stores and
+read with acquire loads (the engine's own intrinsics), so it is correct on weakly ordered
+CPUs too. The ``JACK-Client`` package still opens the client and its port.
 """
 
 from __future__ import annotations
 
-import collections
+import ctypes
+import ctypes.util
 import threading
 import time
 from collections.abc import Iterable
 
 import jack
+import numpy as np
+from numba import carray, cfunc, njit, types
+
+from aether_rt.dsp._intrinsics import load_acquire, store_release
+
+_LIBJACK = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+# Pointers go as uint64 (the ABI passes both in integer registers on x86-64 and AArch64).
+_u64, _u32 = ctypes.c_uint64, ctypes.c_uint32
+_last_frame_time = ctypes.CFUNCTYPE(_u32, _u64)(("jack_last_frame_time", _LIBJACK))
+_port_buffer = ctypes.CFUNCTYPE(_u64, _u64, _u32)(("jack_port_get_buffer", _LIBJACK))
+_clear_buffer = ctypes.CFUNCTYPE(None, _u64)(("jack_midi_clear_buffer", _LIBJACK))
+_event_write = ctypes.CFUNCTYPE(ctypes.c_int, _u64, _u32, _u64, ctypes.c_size_t)(("jack_midi_event_write", _LIBJACK))
+
+# The ring's header words; the events ([capacity, 3] int64) follow, then the bytes.
+_CLIENT, _PORT, _BASE, _TOTAL, _EV_CAP, _BYTE_CAP = 0, 1, 2, 3, 4, 5
+_EV_WRITE, _EV_READ, _BYTE_READ, _WRITTEN = 8, 9, 10, 11  # producer / consumer counters (monotonic)
+_HEADER = 16
+EVENT_CAPACITY = 1 << 16
+BYTE_CAPACITY = 1 << 22
+
+
+@cfunc(types.int32(types.uint32, types.voidptr))
+def _process(frames, arg):  # pragma: no cover - runs in JACK's thread
+    head = carray(arg, _HEADER, np.int64)
+    ring = carray(arg, head[_TOTAL], np.int64)
+    buf = _port_buffer(np.uint64(head[_PORT]), frames)
+    _clear_buffer(buf)
+    start = np.int64(_last_frame_time(np.uint64(head[_CLIENT])))
+    ev_cap, byte_cap = ring[_EV_CAP], ring[_BYTE_CAP]
+    data = ring[_BASE] + 8 * (_HEADER + 3 * ev_cap)
+    written = load_acquire(ring, _EV_WRITE)  # then the events and bytes it counts
+    read = ring[_EV_READ]
+    while read < written:
+        e = _HEADER + 3 * (read % ev_cap)
+        at, first, size = ring[e], ring[e + 1], ring[e + 2]
+        if at >= start + frames:
+            break  # a later cycle's
+        offset = max(at - start, 0)
+        if _event_write(buf, np.uint32(offset), np.uint64(data + first % byte_cap), size) != 0:
+            break  # the cycle's MIDI buffer is full: the rest goes in the next ones
+        read += 1
+        ring[_WRITTEN] += 1
+        store_release(ring, _BYTE_READ, first + size)
+    store_release(ring, _EV_READ, read)  # the slots and bytes before it are free again
+    return 0
+
+
+@njit(cache=True)
+def _publish(ring, count):
+    store_release(ring, _EV_WRITE, count)
+
+
+@njit(cache=True)
+def _consumed(ring):
+    return load_acquire(ring, _EV_READ), load_acquire(ring, _BYTE_READ)
 
 
 class JackMidiSender:
@@ -26,28 +91,34 @@ class JackMidiSender:
     def __init__(self, name: str = "aether-test-sender") -> None:
         self.client = jack.Client(name, no_start_server=True)
         self.port = self.client.midi_outports.register("out")
-        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
-        self._lock = threading.Lock()
-        self.written = 0
-        self.client.set_process_callback(self._process)
+        words = _HEADER + 3 * EVENT_CAPACITY + BYTE_CAPACITY // 8
+        self._ring = np.zeros(words, np.int64)
+        self._bytes = self._ring[_HEADER + 3 * EVENT_CAPACITY :].view(np.uint8)
+        self._events = self._ring[_HEADER : _HEADER + 3 * EVENT_CAPACITY].reshape(EVENT_CAPACITY, 3)
+        ffi = jack._ffi
+        self._ring[[_CLIENT, _PORT, _BASE, _TOTAL, _EV_CAP, _BYTE_CAP]] = [
+            int(ffi.cast("uintptr_t", self.client._ptr)), int(ffi.cast("uintptr_t", self.port._ptr)),
+            self._ring.ctypes.data, words, EVENT_CAPACITY, BYTE_CAPACITY,
+        ]  # fmt: skip
+        self._count = 0  # events queued (the producer's copy of _EV_WRITE)
+        self._byte_end = 0  # bytes queued, monotonic (skips included)
+        self._lock = threading.Lock()  # among producers; the process callback never takes it
+        status = jack._lib.jack_set_process_callback(
+            self.client._ptr,
+            ffi.cast("JackProcessCallback", _process.address),
+            ffi.cast("void *", self._ring.ctypes.data),
+        )
+        assert status == 0, f"jack_set_process_callback failed: {status}"
         self.client.activate()
 
     @property
     def rate_hz(self) -> int:
         return self.client.samplerate
 
-    def _process(self, frames: int) -> None:
-        self.port.clear_buffer()
-        start = self.client.last_frame_time
-        with self._lock:
-            while self._queue and self._queue[0][0] < start + frames:
-                at, data = self._queue[0]
-                try:
-                    self.port.write_midi_event(max(0, at - start), data)
-                except jack.JackErrorCode:  # the cycle's MIDI buffer is full: the rest goes in the next ones
-                    break
-                self._queue.popleft()
-                self.written += 1
+    @property
+    def written(self) -> int:
+        """Events written into the port so far."""
+        return int(self._ring[_WRITTEN])
 
     def connect_to(self, fragment: str) -> str:
         """Connect to the MIDI input port whose name contains ``fragment``; returns its full name."""
@@ -68,13 +139,32 @@ class JackMidiSender:
         return at
 
     def schedule(self, events: Iterable[tuple[int, Iterable[int]]]) -> None:
-        """Queue ``(frame, bytes)`` events (in frame order, after any queued)."""
+        """Queue ``(frame, bytes)`` events (in frame order, after any queued); waits while the ring is full."""
         with self._lock:
-            self._queue.extend((int(at), bytes(data)) for at, data in events)
+            for at, data in events:
+                self._push(int(at), bytes(data))
+
+    def _push(self, at: int, data: bytes) -> None:
+        size = len(data)
+        assert 0 < size <= BYTE_CAPACITY // 4, f"a MIDI event of {size} bytes"
+        first = self._byte_end
+        if first % BYTE_CAPACITY + size > BYTE_CAPACITY:  # no room before the end: start again at 0
+            first += BYTE_CAPACITY - first % BYTE_CAPACITY
+        while True:
+            ev_read, byte_read = _consumed(self._ring)
+            if self._count - ev_read < EVENT_CAPACITY and first + size - byte_read <= BYTE_CAPACITY:
+                break
+            time.sleep(0.001)  # full: the callback frees slots as their frames pass
+        pos = first % BYTE_CAPACITY
+        self._bytes[pos : pos + size] = np.frombuffer(data, np.uint8)
+        self._events[self._count % EVENT_CAPACITY] = (at, first, size)
+        self._byte_end = first + size
+        self._count += 1
+        _publish(self._ring, self._count)  # the event and its bytes before the count
 
     def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
+        """Events queued and not yet written."""
+        return self._count - int(_consumed(self._ring)[0])
 
     def close(self) -> None:
         self.client.deactivate()
