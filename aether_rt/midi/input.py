@@ -48,15 +48,15 @@ class MidiInput:
     Args:
         box: the control state.
         clock: the audio sample clock, seconds.
-        stamp: the audio clock's last stamp, ``(wall, sample)`` seconds (the engine's
-            :meth:`~aether_rt.engine.Engine.clock_stamp`), or None; with it, clock pulses
-            land on their frames however the audio clock's rate differs from the wall clock's.
         port: an open :class:`~aether_rt.midi.ports.MidiPort` (or anything with ``poll``,
             ``present``, ``close`` and ``name``).
         midi_map: the bindings, and whether program changes and clock are followed.
         program: Program Change n -> ``(preset name, its state)``, or None when there is
             no n-th preset (raises :class:`~aether_rt.errors.UserError` for a broken one).
         map_path: where learned maps are saved (None: not saved).
+        stamp: the audio clock's last stamp, ``(wall, sample)`` seconds (the engine's
+            :meth:`~aether_rt.engine.Engine.clock_stamp`), or None; with it, clock pulses
+            land on their frames however the audio clock's rate differs from the wall clock's.
 
     """
 

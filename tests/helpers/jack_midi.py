@@ -103,6 +103,7 @@ class JackMidiSender:
         self._count = 0  # events queued (the producer's copy of _EV_WRITE)
         self._byte_end = 0  # bytes queued, monotonic (skips included)
         self._lock = threading.Lock()  # among producers; the process callback never takes it
+        _publish(self._ring, 0), _consumed(self._ring)  # compiled (or loaded) now, not at the first event
         status = jack._lib.jack_set_process_callback(
             self.client._ptr,
             ffi.cast("JackProcessCallback", _process.address),
