@@ -9,8 +9,7 @@ Pure functions over a :class:`ClockState` (a NamedTuple), fed with each pulse's 
   (leaning ``LATE_BIAS`` to the earlier);
   early on (fewer than ``LINE_PULSES``) the gap is divided by the median gap. Two pulses
   given one number: the earlier was late (stamps are never early, only late) and moves
-  down one. Pulses closer than ``MIN_PERIOD_S`` (a burst, from a sender that stalled)
-  are numbered by count, and give no tempo.
+  down one.
 * **tempo**: the least-squares slope of pulse time against pulse number over the last
   ``WINDOW_PULSES`` (two beats), refitted without the pulses read late, so one late pulse
   moves the estimate by a fraction of its lateness instead of all of it; a gap of
@@ -55,10 +54,6 @@ LATE_BIAS = 0.2
 MAX_MOVED = 8
 #: A pulse this far (periods) from its number is suspect: no lock on its count.
 SUSPECT_PERIODS = 0.3
-#: Half the pulse period at the top of the tempo range: pulses closer than this came in a
-#: burst (a sender or transport that stalled, then caught up), so their spacing is no
-#: tempo and they are numbered by count.
-MIN_PERIOD_S = 0.5 * 60.0 / (PULSES_PER_BEAT * TEMPO_RANGE_BPM[1])
 
 
 class ClockState(NamedTuple):
@@ -127,12 +122,7 @@ def _line(numbers: tuple[int, ...], times: tuple[float, ...]) -> tuple[float, fl
     the tempo by a BPM or more. So the line is refitted to the pulses no more than
     ``OUTLIER_S`` above it, until they stay the same (a few rounds).
     """
-    # A pulse followed within MIN_PERIOD_S by the next was read late, in a burst: its time
-    # says nothing of the line (the count still has it).
-    points = [(i, t) for k, (i, t) in enumerate(zip(numbers, times, strict=True))
-              if k + 1 == len(times) or times[k + 1] - t >= MIN_PERIOD_S]  # fmt: skip
-    if len(points) < 2:
-        return 0.0, times[-1]
+    points = list(zip(numbers, times, strict=True))
     kept = points
     slope, intercept = _fit(points)
     for _ in range(4):
@@ -148,12 +138,10 @@ def _period(state: ClockState) -> float | None:
     """Seconds per pulse from the recent pulses (None with fewer than two)."""
     times, numbers = state.times_s, state.numbers
     if len(times) >= LINE_PULSES:
-        period = _line(numbers, times)[0]
-    elif len(times) >= 2:
-        period = (times[-1] - times[0]) / (numbers[-1] - numbers[0])
-    else:
-        return None
-    return period if period >= MIN_PERIOD_S else None  # a burst so far: no tempo yet
+        return _line(numbers, times)[0]
+    if len(times) >= 2:
+        return (times[-1] - times[0]) / (numbers[-1] - numbers[0])
+    return None
 
 
 def _number(state: ClockState, t_s: float) -> tuple[int, float]:
@@ -162,7 +150,7 @@ def _number(state: ClockState, t_s: float) -> tuple[int, float]:
     last = numbers[-1]
     if len(times) >= LINE_PULSES:
         slope, intercept = _line(numbers, times)
-        if slope >= MIN_PERIOD_S:  # (a line through a burst: numbered by count)
+        if slope > 0.0:
             x = (t_s - intercept) / slope
             k = round(x - LATE_BIAS)
             return k, x - k
@@ -176,10 +164,11 @@ def _renumbered(times: tuple[float, ...], numbers: tuple[int, ...]) -> tuple[int
     tell yet, is found once there are three gaps to take the median of.
     """
     gaps = [times[i] - times[i - 1] for i in range(1, len(times))]
-    spaced = [g for g in gaps if g >= MIN_PERIOD_S]  # a burst's gaps are microseconds, not periods
-    if len(spaced) < 3:
+    if len(gaps) < 3:
         return numbers
-    period = median(spaced)
+    period = median(gaps)
+    if period <= 0.0:
+        return numbers
     out = [numbers[0]]
     for gap in gaps:
         out.append(out[-1] + max(1, round(gap / period - LATE_BIAS)))
