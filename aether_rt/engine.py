@@ -241,6 +241,10 @@ class Engine:
         stream = self.stream.stats()
         elapsed = max(time.monotonic() - self._started, 1e-9) if self._started else 0.0
         hist = arena.hist.copy()
+        # Callbacks that took half the block period or more (bin b's lower edge is 2**(b/8) ns):
+        # the xruns the engine's own work could have caused.
+        half_period_ns = 0.5 * self.settings.blocksize / self.stream.sample_rate_hz * 1e9
+        slow = int(hist[np.arange(hist.size) >= 8 * np.log2(half_period_ns)].sum())
         step_us = np.array(self.controller.step_us) if self.controller.step_us else np.zeros(1)
         n_out = arena.layout.outs
         post = arena.post
@@ -262,6 +266,7 @@ class Engine:
                 "max": int(words[ar.H_CALLBACK_NS_MAX]) / 1e3,
             },
             "block_period_us": self.settings.blocksize / self.stream.sample_rate_hz * 1e6,
+            "slow_callbacks": slow,
             "control_updates_per_s": self.controller.updates / elapsed if elapsed else 0.0,
             "control_step_us": {"p50": float(np.percentile(step_us, 50)), "p99": float(np.percentile(step_us, 99))},
             "control_restarts": self.control_restarts,

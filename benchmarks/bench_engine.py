@@ -68,14 +68,6 @@ def _engine(model, callback: str, state: ControlState) -> Engine:
     )  # fmt: skip
 
 
-def slow_callbacks(engine: Engine) -> int:
-    """Callbacks that used over half the block period themselves (histogram bin lower
-    edges, in ns, are 2**(b/8)): the xruns the engine's own work could have caused."""
-    hist = engine.bank.arena.hist
-    half_period_ns = 0.5 * engine.settings.blocksize / engine.stream.sample_rate_hz * 1e9
-    return int(hist[np.arange(hist.size) >= 8 * np.log2(half_period_ns)].sum())
-
-
 def soak(model, config: str, seconds: float) -> dict[str, float]:
     """One soak run; returns its figures."""
     callback, with_hog = config.split("+")[0], config.endswith("+hog")
@@ -90,7 +82,7 @@ def soak(model, config: str, seconds: float) -> dict[str, float]:
         stop.set()
     s = engine.stats()
     hist = engine.bank.arena.hist
-    slow = slow_callbacks(engine)
+    slow = s["slow_callbacks"]
     return {
         "xruns": s["xruns"],
         "slow_callbacks": slow,

@@ -38,7 +38,7 @@ from typing import Any
 import jack
 import numpy as np
 from _common import RESULTS, JackLog, adopted_frame, print_table, write_json
-from bench_engine import BLOCK, FS, _engine, _noop_flags, slow_callbacks
+from bench_engine import BLOCK, FS, _engine, _noop_flags
 
 import aether_rt
 from aether_rt.control import ControlState
@@ -145,7 +145,7 @@ def sweep(model, seconds: float, control: int | str | None, jack_log: JackLog) -
         "cc_received": counters.get("cc", 0),
         "state_changes_per_s": sum(s == "midi" for s in changes) / seconds,
         "xruns": stats["xruns"],
-        "slow_callbacks": slow_callbacks(rig.engine),
+        "slow_callbacks": stats["slow_callbacks"],
         "late_ticks": stats["late_ticks"],
         "callback_p99_us": stats["callback_us"]["p99"],
         "control_updates_per_s": stats["control_updates_per_s"],
