@@ -95,9 +95,9 @@ def test_real_ir_benchmark_evaluates_a_cached_folder(tmp_path: Path) -> None:
     assert [r["file"] for r in result["irs"]] == [f"{i}.wav" for i in range(1, 10)] + ["street2-L.wav", "street2-R.wav"]
     assert set(result["groups"]) == {"guitar cab/amp", "street", "all"} and result["groups"]["all"]["n"] == 11
     for row in result["irs"]:
-        assert row["flat"] > 0 and len(row["z"]) == 4
+        assert row["flat"] > 0 and len(row["z"]) == 4 and row["model_full_band"] > 0
         assert max(abs(v) for v in row["refined_z"]) <= 2.0 + 1e-6  # refined points stay on the map
-    assert "|" in done.stdout
+    assert "|" in done.stdout and "20 Hz - 20 kHz" in done.stdout
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import soundfile as sf
 from aether_rt.data.datasets import load_dataset
 from aether_rt.data.synthetic import synthetic_ir
 from aether_rt.errors import UserError
-from aether_rt.evaluate import evaluate
+from aether_rt.evaluate import evaluate, format_table
 from aether_rt.models.checkpoint import load_model
 from aether_rt.train import TrainConfig, train
 
@@ -123,6 +123,15 @@ def test_evaluation_orders_the_anchors_sensibly(trained: Path, corpus) -> None:
         assert {"mean", "median", "p90"} <= set(s[method]) and s[method]["mean"] > 0
     assert s["oracle"]["mean"] < s["flat"]["mean"] and s["pca4"]["mean"] < s["flat"]["mean"]
     assert len(s["kl_per_dim_nats"]) == 2 and s["smoothness_max_db"] >= s["smoothness_median_db"] >= 0
+    # Per family: every IR counted once, under the family the generator drew for it.
+    from aether_rt.data.synthetic import family_of
+
+    drawn = [family_of(i, seed=7) for i in range(48)]
+    per_family = s["per_family"]
+    assert {f: row["n"] for f, row in per_family.items()} == {f: drawn.count(f) for f in set(drawn)}
+    cabinets = [i for i, f in enumerate(drawn) if f == "guitar_cabinet"]
+    assert per_family["guitar_cabinet"]["model"] == pytest.approx(np.mean(result.lsd["smoothed"]["model"][cabinets]))
+    assert "guitar_cabinet" in format_table(result)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,8 @@ left one of four decoded points at 4.3 dB (a local minimum); screening a pool fi
 found all four below 0.1 dB.
 
 The fit is the LSD in dB between the decoded response and the IR's smoothed feature
-over bins 1..511 (:mod:`aether_rt.features`; the training target).
+(the training target) over 20 Hz - 20 kHz; the search minimises training's objective
+(:mod:`aether_rt.models.objective`: the band, and what holds above it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 from aether_rt.errors import UserError
 from aether_rt.models.checkpoint import LoadedModel, ModelConfig
+from aether_rt.models.objective import response_bins
 from aether_rt.modulation import LEARNED_BOUND
 
 #: Refinement steps where none are asked for (``center_ir`` presets, the web page's library).
@@ -294,7 +296,7 @@ def refine_latents(
 
 
 def _targets(features: np.ndarray) -> np.ndarray:
-    return np.asarray(features, np.float32)[:, 1:-1]
+    return response_bins(np.asarray(features, np.float32))
 
 
 @functools.lru_cache(maxsize=8)
@@ -312,17 +314,18 @@ def _compiled(config: ModelConfig, steps: int) -> dict[str, Any]:
     import optax
 
     from aether_rt.control import enable_compilation_cache
-    from aether_rt.train import make_model_fns
+    from aether_rt.models.objective import band_mask, lsd_db, spectral_loss_db2
+    from aether_rt.train import bin_freqs_hz, make_model_fns
 
     enable_compilation_cache()  # a second `encode` (or start with a center_ir preset) compiles nothing
     _, decoded_response_db, _ = make_model_fns(config)
+    in_band = band_mask(bin_freqs_hz(config.feature))
 
-    def mse(params: Any, z: Any, targets: Any) -> Any:
-        err = decoded_response_db(params, z) - targets
-        return jnp.mean(err * err, axis=-1)
+    def loss(params: Any, z: Any, targets: Any) -> Any:
+        return spectral_loss_db2(decoded_response_db(params, z), targets, in_band)
 
     def lsd(params: Any, z: Any, targets: Any) -> Any:
-        return jnp.sqrt(mse(params, z, targets))
+        return lsd_db(decoded_response_db(params, z), targets, in_band)
 
     out: dict[str, Any] = {"lsd": jax.jit(lsd)}
     if steps == 0:
@@ -331,7 +334,7 @@ def _compiled(config: ModelConfig, steps: int) -> dict[str, Any]:
 
     def descend(params: Any, z: Any, targets: Any) -> Any:
         # The squared error's gradient: the LSD's square root has none at a perfect fit.
-        grad = jax.grad(lambda v: jnp.sum(mse(params, v, targets)))
+        grad = jax.grad(lambda v: jnp.sum(loss(params, v, targets)))
 
         def body(carry: Any, _: Any) -> tuple[Any, None]:
             z, state = carry
@@ -344,8 +347,7 @@ def _compiled(config: ModelConfig, steps: int) -> dict[str, Any]:
     def refine(params: Any, fixed: Any, pool: Any, targets: Any) -> tuple[Any, Any]:
         """Starts ``[n, 2, d]``, a pool ``[p, d]``, targets ``[n, bins]`` -> the best ``z [n, d]``, its LSD ``[n]``."""
         pool_db = decoded_response_db(params, pool)  # [p, bins], once for every IR
-        pool_err = pool_db[None] - targets[:, None]
-        _, picked = jax.lax.top_k(-jnp.mean(pool_err * pool_err, axis=-1), SPREAD_STARTS)  # [n, k]
+        _, picked = jax.lax.top_k(-spectral_loss_db2(pool_db[None], targets[:, None], in_band), SPREAD_STARTS)
         starts = jnp.concatenate([fixed, pool[picked]], axis=1)
         n, s, d = starts.shape
         flat_targets = jnp.repeat(targets, s, axis=0)
