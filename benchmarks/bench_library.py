@@ -56,7 +56,7 @@ def write_irs(folder: Path, n: int, seed: int = 0) -> None:
 
 def speed(model: Any, folder: Path, steps: int) -> dict[str, float]:
     t0 = time.perf_counter()
-    lib = read_library(folder, model)
+    lib = read_library(folder, model.config.feature)
     t1 = time.perf_counter()
     encode_features(model, lib.features, lib.names)
     t2 = time.perf_counter()
@@ -111,7 +111,7 @@ def beside_engine(model: Any, folder: Path, steps: int) -> dict[str, dict[str, f
     engine.start()
     try:
         time.sleep(2.0)
-        thread = start_library(server, model, read_library(folder, model), refine_steps=steps)
+        thread = start_library(server, model, read_library(folder, model.config.feature), refine_steps=steps)
         encoding = _window(engine, server.port, lambda _: not thread.is_alive())
         quiet = _window(engine, server.port, lambda t: t >= encoding["seconds"])
     finally:

@@ -137,7 +137,7 @@ def test_the_shipped_model_recovers_its_own_decoded_points_from_anywhere() -> No
 
 def test_encodings_report_the_encoder_mean_and_the_refined_point(toy: LoadedModel, library: Path) -> None:
     far = toy_model(mu_offset=8.0)
-    lib = read_library(library, far)
+    lib = read_library(library, far.config.feature)
     plain = encode_features(far, lib.features, lib.names)
     assert all(not e.in_region and not e.encoder_in_region and e.refine_steps == 0 for e in plain)
     assert all(e.fit_db == e.encoder_fit_db for e in plain)
@@ -153,7 +153,7 @@ def test_encodings_report_the_encoder_mean_and_the_refined_point(toy: LoadedMode
 
 
 def test_a_folder_is_read_with_names_relative_to_it_and_bad_files_named(toy: LoadedModel, library: Path) -> None:
-    lib = read_library(library, toy)
+    lib = read_library(library, toy.config.feature)
     assert sorted(lib.names) == ["bright.wav", "cabs/cab.wav", "dark.flac"]
     assert lib.features.shape == (3, 513)
     assert [name for name, _ in lib.skipped] == ["broken.wav"]
@@ -172,7 +172,7 @@ def test_center_ir_presets_use_the_refined_point_in_the_region(tmp_path: Path) -
     assert not encoded.encoder_in_region  # the encoder put it far out ...
     np.testing.assert_allclose(center, encoded.z)  # ... the preset uses the refined point
     assert in_region(center)
-    feature = read_library(tmp_path, model).features
+    feature = read_library(tmp_path, model.config.feature).features
     assert fit_db(model, feature, center[None])[0] <= fit_db(model, feature, np.clip(encoded.encoder_z, -2, 2)[None])[0]
 
 
@@ -291,8 +291,30 @@ def test_run_ir_library_mistakes_exit_2_before_any_audio(tmp_path: Path, capsys:
 
 
 def test_encodings_of_one_ir_agree_file_and_folder(toy: LoadedModel, library: Path) -> None:
-    lib = read_library(library, toy)
+    lib = read_library(library, toy.config.feature)
     one = encode_ir(toy, library / "cabs" / "cab.wav")
     many = {e.name: e for e in encode_features(toy, lib.features, lib.names)}
     np.testing.assert_allclose(one.z, many["cabs/cab.wav"].z, atol=1e-4)
     assert one.fit_db == pytest.approx(many["cabs/cab.wav"].fit_db, abs=1e-3)
+
+
+def test_a_library_is_read_with_the_feature_of_the_model_it_is_for(tmp_path: Path) -> None:
+    # `run` reads --ir-library before the model loads (the shipped feature), and reads it
+    # again only for a model with a feature of its own.
+    import argparse
+    from dataclasses import replace
+
+    from aether_rt.commands.live import read_ir_library
+    from aether_rt.features import DEFAULT_SPEC, ir_feature
+
+    write_ir(tmp_path / "cab.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
+    args = argparse.Namespace(ir_library=str(tmp_path), web=0)
+    shipped = read_ir_library(args)
+    assert shipped.spec == DEFAULT_SPEC and shipped.names == ["cab.wav"]
+    finer = replace(DEFAULT_SPEC, smoothing_octaves=1.0 / 6.0)
+    own = read_ir_library(args, finer)
+    audio, rate = sf.read(tmp_path / "cab.wav", always_2d=True)
+    assert own.spec == finer
+    np.testing.assert_allclose(own.features[0], ir_feature(audio, float(rate), finer), atol=1e-4)
+    assert not np.allclose(own.features[0], shipped.features[0], atol=0.1)
+    assert read_ir_library(argparse.Namespace(ir_library=None, web=0)) is None

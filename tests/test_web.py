@@ -389,7 +389,7 @@ def test_the_library_is_encoded_beside_a_running_server(rig: Rig, model, tmp_pat
     write_ir(folder / "cabs" / "cab.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
     (folder / "broken.wav").write_bytes(b"RIFF....not audio")
     with rig.page() as ws:
-        thread = start_library(rig.server, model, read_library(folder, model), refine_steps=50)
+        thread = start_library(rig.server, model, read_library(folder, model.config.feature), refine_steps=50)
         first = _library_message(ws, "encoding")
         assert first["folder"] == "irs" and [s["name"] for s in first["skipped"]] == ["broken.wav"]
         frames_before = rig.server.counters["frames"]

@@ -464,7 +464,9 @@ def test_the_ir_library_shows_on_the_planes_and_a_click_goes_there(
     (folder / "broken.wav").write_bytes(b"RIFF....not audio")
     box = live.engine.box
     frames, updates, started = live.engine.meters()["frames"], live.engine.controller.updates, time.monotonic()
-    start_library(live.web, model, read_library(folder, model), refine_steps=50)  # as `run --ir-library` does
+    start_library(
+        live.web, model, read_library(folder, model.config.feature), refine_steps=50
+    )  # as `run --ir-library` does
     ready = "const l = window.aether.library; return l && l.status === 'ready' && l"
     library = wait_for(lambda: browser.execute_script(ready), "the encoded library on the page", timeout=120)
     # Encoding beside the engine: the audio kept its clock and the control thread kept publishing.

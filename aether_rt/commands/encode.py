@@ -27,7 +27,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if image is not None and model.config.latent_dim < 2:
         raise UserError("--map needs a model with at least 2 latent dims (a plane to draw on)")
     if source.is_dir():
-        library = read_library(source, model)
+        library = read_library(source, model.config.feature)
         for name, why in library.skipped:
             print(f"skipped {name}: {why}", file=sys.stderr)
         encodings = _encode_folder(model, library, args.refine)

@@ -166,6 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = engine_settings(args)
     midi = open_midi(args)  # MIDI flags, a bad map, a missing port: before anything slow
     try:
+        library = read_ir_library(args)  # a bad --ir-library: before the audio device is even looked at
         check_devices(settings, output_only=is_source(args.input))  # device mistakes: before anything slow
         # The page is served from now on (it says "starting" until the effect is attached),
         # and a taken port is reported before the seconds of loading and compiling.
@@ -175,20 +176,21 @@ def _run(args: argparse.Namespace) -> int:
             midi.port.close()
         raise
     try:
-        return _run_effect(args, settings, web, midi)
+        return _run_effect(args, settings, web, midi, library)
     finally:
         if web is not None:  # (already stopped, unless the start-up failed)
             web.stop()
 
 
-def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: Any = None) -> int:
+def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: Any = None, library: Any = None) -> int:
     from aether_rt.control import StateBox
     from aether_rt.engine import Engine
     from aether_rt.midi.session import start_midi
 
     try:
         model, preset = model_and_preset(args)
-        library = read_ir_library(args, model)
+        if library is not None and library.spec != model.config.feature:  # a model with its own feature
+            library = read_ir_library(args, model.config.feature)
         state = control_state(args, model.config.latent_dim, preset, model)
         source = load_source(args.input, settings.sample_rate_hz)[0] if is_source(args.input) else None
         engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
@@ -332,8 +334,8 @@ def _refine_centres(presets: list[Any], model: Any) -> None:
             preset.state_for(model)  # remembered by aether_rt.models.fit.encode_ir_cached
 
 
-def read_ir_library(args: argparse.Namespace, model: Any) -> Any:
-    """``--ir-library``'s folder, read before the audio starts (None without the flag).
+def read_ir_library(args: argparse.Namespace, spec: Any = None) -> Any:
+    """``--ir-library``'s folder, read with feature ``spec`` (default: the shipped models') (None without the flag).
 
     Raises:
         UserError: without ``--web``, or a folder that does not exist or holds no usable IR.
@@ -343,9 +345,10 @@ def read_ir_library(args: argparse.Namespace, model: Any) -> Any:
         return None
     if args.web is None:
         raise UserError("--ir-library shows the impulse responses on the web page", "add --web")
+    from aether_rt.features import DEFAULT_SPEC
     from aether_rt.models.fit import read_library
 
-    library = read_library(Path(args.ir_library).expanduser(), model)
+    library = read_library(Path(args.ir_library).expanduser(), spec or DEFAULT_SPEC)
     for name, why in library.skipped:
         logging.getLogger("aether_rt").warning("IR library: skipped %s: %s", name, why)
     return library

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from aether_rt.errors import UserError
+from aether_rt.features import DEFAULT_SPEC, FeatureSpec
 from aether_rt.models.checkpoint import LoadedModel, ModelConfig
 from aether_rt.models.objective import response_bins
 from aether_rt.modulation import LEARNED_BOUND
@@ -172,6 +173,7 @@ class Library:
         features: ``[n, 513]`` features of the usable files.
         names: their paths relative to ``folder``.
         skipped: ``(relative path, reason)`` of every file that could not be used.
+        spec: the feature the files were read with (a model's ``config.feature``).
 
     """
 
@@ -179,10 +181,14 @@ class Library:
     features: np.ndarray
     names: list[str]
     skipped: list[tuple[str, str]]
+    spec: FeatureSpec = DEFAULT_SPEC
 
 
-def read_library(folder: Path, model: LoadedModel) -> Library:
+def read_library(folder: Path, spec: FeatureSpec = DEFAULT_SPEC) -> Library:
     """Every usable IR below ``folder`` (the loader of ``train --data FOLDER``), names relative to it.
+
+    ``spec`` is the feature of the model the library is for (``model.config.feature``);
+    reading needs no model, so ``run`` can report a bad folder before it opens any audio.
 
     Raises:
         UserError: the folder does not exist or holds no usable impulse response.
@@ -192,7 +198,7 @@ def read_library(folder: Path, model: LoadedModel) -> Library:
 
     if not folder.is_dir():
         raise UserError(f"IR library {str(folder)!r} is not a folder", "give a folder of WAV/FLAC/AIFF files")
-    data = folder_dataset(folder, spec=model.config.feature)
+    data = folder_dataset(folder, spec=spec)
 
     def relative(name: str) -> str:
         path = Path(name)
@@ -202,7 +208,7 @@ def read_library(folder: Path, model: LoadedModel) -> Library:
         return reason.replace(str(folder) + "/", "")
 
     return Library(folder, data.features, [relative(n) for n in data.names],
-                   [(relative(n), plain(why)) for n, why in data.rejected])  # fmt: skip
+                   [(relative(n), plain(why)) for n, why in data.rejected], spec)  # fmt: skip
 
 
 def encode_features(
