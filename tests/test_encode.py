@@ -318,3 +318,20 @@ def test_a_library_is_read_with_the_feature_of_the_model_it_is_for(tmp_path: Pat
     np.testing.assert_allclose(own.features[0], ir_feature(audio, float(rate), finer), atol=1e-4)
     assert not np.allclose(own.features[0], shipped.features[0], atol=0.1)
     assert read_ir_library(argparse.Namespace(ir_library=None, web=0)) is None
+
+
+def test_a_library_read_again_warns_once_per_skipped_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+    from dataclasses import replace
+
+    from aether_rt.commands.live import read_ir_library
+    from aether_rt.features import DEFAULT_SPEC
+
+    write_ir(tmp_path / "cab.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
+    (tmp_path / "notes.wav").write_bytes(b"not audio")
+    args = argparse.Namespace(ir_library=str(tmp_path), web=0)
+    with caplog.at_level("WARNING", logger="aether_rt"):
+        first = read_ir_library(args)
+        again = read_ir_library(args, replace(DEFAULT_SPEC, smoothing_octaves=1.0 / 6.0), warned=first.skipped)
+    assert [name for name, _ in again.skipped] == ["notes.wav"]
+    assert [r.getMessage() for r in caplog.records].count(f"IR library: skipped notes.wav: {first.skipped[0][1]}") == 1

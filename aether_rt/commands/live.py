@@ -190,7 +190,7 @@ def _run_effect(args: argparse.Namespace, settings: Any, web: Any, midi_setup: A
     try:
         model, preset = model_and_preset(args)
         if library is not None and library.spec != model.config.feature:  # a model with its own feature
-            library = read_ir_library(args, model.config.feature)
+            library = read_ir_library(args, model.config.feature, warned=library.skipped)
         state = control_state(args, model.config.latent_dim, preset, model)
         source = load_source(args.input, settings.sample_rate_hz)[0] if is_source(args.input) else None
         engine = Engine(settings, model, StateBox(state), source=source, loop=args.loop,
@@ -334,8 +334,11 @@ def _refine_centres(presets: list[Any], model: Any) -> None:
             preset.state_for(model)  # remembered by aether_rt.models.fit.encode_ir_cached
 
 
-def read_ir_library(args: argparse.Namespace, spec: Any = None) -> Any:
+def read_ir_library(args: argparse.Namespace, spec: Any = None, warned: Any = ()) -> Any:
     """``--ir-library``'s folder, read with feature ``spec`` (default: the shipped models') (None without the flag).
+
+    Each skipped file is logged as a warning, except those in ``warned`` (the skips of an
+    earlier read of the same folder, already reported).
 
     Raises:
         UserError: without ``--web``, or a folder that does not exist or holds no usable IR.
@@ -350,7 +353,8 @@ def read_ir_library(args: argparse.Namespace, spec: Any = None) -> Any:
 
     library = read_library(Path(args.ir_library).expanduser(), spec or DEFAULT_SPEC)
     for name, why in library.skipped:
-        logging.getLogger("aether_rt").warning("IR library: skipped %s: %s", name, why)
+        if (name, why) not in warned:
+            logging.getLogger("aether_rt").warning("IR library: skipped %s: %s", name, why)
     return library
 
 
