@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from aether_rt.dsp.biquad import array_namespace
+
 #: The band a response is compared in, Hz (see the module docstring).
 COMPARED_BAND_HZ = (20.0, 20_000.0)
 #: Weight of the squared error above the band in the training objective (see the module docstring).
@@ -57,23 +59,22 @@ def band_mask(freqs_hz: np.ndarray) -> np.ndarray:
 def squared_error_db2(pred_db: Any, target_db: Any, in_band: np.ndarray, weights: np.ndarray | None = None) -> Any:
     """Mean squared difference over the compared band, dB² (``weights``: per-bin, else equal)."""
     w = in_band.astype(np.float64) if weights is None else np.where(in_band, weights, 0.0)
-    w = (w / w.sum()).astype(np.float32 if _is_jax(pred_db) else np.float64)
+    w = (w / w.sum()).astype(_weight_dtype(pred_db))
     return ((pred_db - target_db) ** 2) @ w
 
 
 def lsd_db(pred_db: Any, target_db: Any, in_band: np.ndarray, weights: np.ndarray | None = None) -> Any:
     """Log-spectral distance over the compared band, dB: the root of :func:`squared_error_db2`."""
-    xp = _xp(pred_db)
-    return xp.sqrt(squared_error_db2(pred_db, target_db, in_band, weights))
+    return array_namespace(pred_db).sqrt(squared_error_db2(pred_db, target_db, in_band, weights))
 
 
 def ceiling_excess_db2(pred_db: Any, target_db: Any, in_band: np.ndarray) -> Any:
     """Mean squared rise above ``max(target, 0 dB)`` over the bins above the band, dB²."""
-    xp = _xp(pred_db)
+    xp = array_namespace(pred_db)
     above = ~in_band
     if not above.any():
         return xp.zeros(pred_db.shape[:-1])
-    w = (above / above.sum()).astype(np.float32 if _is_jax(pred_db) else np.float64)
+    w = (above / above.sum()).astype(_weight_dtype(pred_db))
     rise = xp.maximum(pred_db - xp.maximum(target_db, 0.0), 0.0)
     return (rise * rise) @ w
 
@@ -86,13 +87,6 @@ def spectral_loss_db2(pred_db: Any, target_db: Any, in_band: np.ndarray) -> Any:
     return loss
 
 
-def _is_jax(array: Any) -> bool:
-    return not isinstance(array, np.ndarray | np.generic | float | int)
-
-
-def _xp(array: Any) -> Any:
-    if _is_jax(array):
-        import jax.numpy as jnp
-
-        return jnp
-    return np
+def _weight_dtype(pred_db: Any) -> type:
+    """Bin weights in the prediction's precision: float32 under JAX (its default), float64 in NumPy."""
+    return np.float64 if array_namespace(pred_db) is np else np.float32
