@@ -42,7 +42,11 @@ from aether_rt.train import (
 
 #: Settings taken from the init model's recorded training, unless overridden: the
 #: balance it was trained with is the one its map was shaped by.
-INHERITED = ("beta", "smooth_weight", "smooth_points", "smooth_step", "smooth_threshold_db", "smooth_box")
+INHERITED = ("beta", "smooth_weight", "smooth_points", "smooth_step", "smooth_threshold_db", "smooth_box",
+             "region_weight", "region_bound")  # fmt: skip
+#: What a recorded training that predates a setting ran with (a model trained before the
+#: region term had none: fine-tuning it keeps its map's layout).
+BEFORE_RECORDED = {"region_weight": 0.0}
 #: File names recorded in the sidecar (the count is always recorded).
 MAX_RECORDED_FILES = 500
 
@@ -83,6 +87,8 @@ def finetune_config(init: LoadedModel, **overrides: Any) -> TrainConfig:
     recorded = init.metadata.get("training") or {}
     names = {f.name for f in fields(TrainConfig)}
     settings: dict[str, Any] = {k: recorded[k] for k in INHERITED if k in recorded and k in names}
+    if recorded:
+        settings = {k: v for k, v in BEFORE_RECORDED.items() if k not in recorded} | settings
     settings |= {
         "latent_dim": init.config.latent_dim,
         "num_filters": init.config.num_filters,

@@ -59,6 +59,22 @@ def _cli(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_finetuning_keeps_the_balance_the_model_was_trained_with(trained: Path) -> None:
+    from dataclasses import replace
+
+    init = load_model(trained)
+    recorded = init.metadata["training"]
+    cfg = finetune_config(init)
+    assert (cfg.smooth_weight, cfg.region_weight, cfg.region_bound) == (
+        recorded["smooth_weight"], recorded["region_weight"], recorded["region_bound"])  # fmt: skip
+    own = replace(init, metadata={**init.metadata, "training": {**recorded, "region_weight": 0.25, "beta": 0.002}})
+    assert (finetune_config(own).region_weight, finetune_config(own).beta) == (0.25, 0.002)
+    # A model trained before the region term had none: fine-tuning it adds none.
+    older = {k: v for k, v in recorded.items() if k not in ("region_weight", "region_bound")}
+    assert finetune_config(replace(init, metadata={**init.metadata, "training": older})).region_weight == 0.0
+    assert finetune_config(init, region_weight=2.0).region_weight == 2.0
+
+
 def test_finetune_fits_the_users_irs_and_records_where_it_started(
     trained: Path, corpus: Dataset, user_folder: Path, tmp_path: Path
 ) -> None:

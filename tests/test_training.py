@@ -83,6 +83,19 @@ def test_training_lowers_the_loss_and_writes_checkpoints(trained: Path) -> None:
     assert meta["data"]["seed"] == 7 and meta["training"]["steps"] == 90
 
 
+def test_the_region_term_keeps_the_encoded_means_inside_its_bound(corpus, tmp_path: Path, trained: Path) -> None:
+    from dataclasses import replace
+
+    bound = 0.3
+    train(replace(TINY, region_bound=bound, region_weight=30.0), corpus, tmp_path, show_progress=False)
+    mu_tight = load_model(tmp_path).encode(corpus.features)[0]
+    mu_usual = load_model(trained).encode(corpus.features)[0]
+    assert np.abs(mu_usual).max() > 2 * bound  # without the tight bound the codes spread beyond it
+    assert np.abs(mu_tight).max() < bound + 0.15
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["val_outside_share"] <= 0.5 and "outside" in last
+
+
 def test_resume_continues_exactly(corpus, tmp_path: Path, trained: Path) -> None:
     train(TINY, corpus, tmp_path, show_progress=False, until_step=45)  # interrupted mid-epoch
     train(TINY, corpus, tmp_path, resume=True, show_progress=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aether_rt.models.mapping import SEED_BOUNDS, MappingBounds, map_outputs
-from aether_rt.models.vae import ParametricVAE, kl_divergence, reparameterize
+from aether_rt.models.vae import ParametricVAE, kl_divergence, region_excess, reparameterize
 
 
 def test_the_model_card_example_runs_as_written() -> None:
@@ -102,3 +102,10 @@ def test_reparameterize_and_kl() -> None:
     np.testing.assert_allclose(samples.std(axis=0)[0], [1.0, 0.5], atol=0.05)
     # KL(N(mu, s^2) || N(0, 1)) = (s^2 + mu^2 - 1 - ln s^2) / 2
     np.testing.assert_allclose(kl_divergence(mu, logvar)[0], [0.5, 0.5 * (0.25 + 4 - 1 - np.log(0.25))], rtol=1e-6)
+
+
+def test_region_excess_is_zero_inside_and_quadratic_outside() -> None:
+    mu = jnp.array([[2.5, -3.0, 1.0, -2.0], [0.0, 1.9, -1.9, 0.5]])
+    np.testing.assert_allclose(region_excess(mu, 2.0), [0.5**2 + 1.0**2, 0.0], rtol=1e-6)
+    grad = jax.grad(lambda m: region_excess(m, 2.0).sum())(mu)
+    np.testing.assert_allclose(grad[0], [1.0, -2.0, 0.0, 0.0], atol=1e-6)  # pulls inward, d/dmu (|mu| - 2)^2

@@ -55,6 +55,16 @@ def kl_divergence(mu: jax.Array, logvar: jax.Array) -> jax.Array:
     return 0.5 * (jnp.exp(logvar) + mu * mu - 1.0 - logvar)
 
 
+def region_excess(mu: jax.Array, bound: float) -> jax.Array:
+    """How far encoded means lie outside ``|z_i| <= bound``: ``sum_i relu(|mu_i| - bound)^2`` over the last axis.
+
+    Zero inside the region. Training adds it to the loss (``region_weight``) so that the
+    encoder puts the IRs inside the learned region, where the engine moves z: the KL term
+    at the weight that keeps the fit alone left 23 % of the corpus beyond +-2.
+    """
+    return jnp.sum(jax.nn.relu(jnp.abs(mu) - bound) ** 2, axis=-1)
+
+
 class Encoder(nn.Module):
     """Spectrum ``(B, 513)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
 
