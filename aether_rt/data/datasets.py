@@ -23,7 +23,9 @@ from aether_rt.errors import UserError
 from aether_rt.features import DEFAULT_SPEC, FeatureSpec, feature, prepare_ir, raw_feature
 
 IR_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff")
-DEFAULT_SYNTHETIC_N = 12_000
+#: The default corpus size: 24 000 fitted 0.03 dB closer than 12 000 on 2000 fresh IRs
+#: (paired, mostly cabinets, amps and instrument bodies) for 2.3 more minutes of building.
+DEFAULT_SYNTHETIC_N = 24_000
 # Bump when the synthetic generator changes, so stale caches are never reused.
 SYNTHETIC_VERSION = 4
 
