@@ -41,6 +41,20 @@ def test_the_shipped_model_beats_the_best_linear_code_on_held_out_irs() -> None:
     assert np.all(result.kl_per_dim > 0.1)  # every latent dim is used
 
 
+def test_the_shipped_model_encodes_held_out_irs_inside_the_learned_region() -> None:
+    # The engine moves z, the maps draw and `encode --refine` searches within +-LEARNED_BOUND:
+    # the IRs the model was made for must land there (the bar for real IRs: within 2.5).
+    from aether_rt.data.datasets import load_dataset
+    from aether_rt.evaluate import EVAL_N, EVAL_SEED
+    from aether_rt.modulation import LEARNED_BOUND
+
+    data = load_dataset(f"synthetic:{EVAL_N}", seed=EVAL_SEED)
+    mu, _ = aether_rt.load_model().encode(data.features)
+    inside = np.all(np.abs(mu) <= LEARNED_BOUND, axis=1)
+    assert np.mean(inside) >= 0.9, f"{np.mean(~inside):.1%} of the held-out IRs are encoded outside +-2"
+    assert np.abs(mu).max() <= 2.5
+
+
 def test_any_latent_point_designs_stable_sections_at_every_rate(rng: np.random.Generator) -> None:
     model = aether_rt.load_model()
     z = np.concatenate([rng.uniform(-2, 2, (64, 4)), rng.uniform(-50, 50, (16, 4))])
