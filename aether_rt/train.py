@@ -105,6 +105,8 @@ class TrainConfig:
                 raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not (self.learning_rate > 0 and self.beta >= 0 and 0 < self.holdout_fraction < 0.5):
             raise UserError("need learning-rate > 0, beta >= 0 and 0 < holdout < 0.5")
+        if not (self.region_weight >= 0 and self.region_bound > 0):
+            raise UserError(f"need region weight >= 0 and bound > 0, got {self.region_weight}, {self.region_bound}")
         if not 0 <= self.mix_fraction < 1:
             raise UserError(f"mix-fraction must be in [0, 1), got {self.mix_fraction}")
 

@@ -96,6 +96,17 @@ def test_the_region_term_keeps_the_encoded_means_inside_its_bound(corpus, tmp_pa
     assert last["val_outside_share"] <= 0.5 and "outside" in last
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("region_weight", -1.0, "region weight"), ("region_bound", 0.0, "bound > 0"), ("steps", 0, "steps must be")],
+)
+def test_bad_training_settings_are_user_errors(field: str, value: float, message: str) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(UserError, match=message):
+        replace(TINY, **{field: value})
+
+
 def test_resume_continues_exactly(corpus, tmp_path: Path, trained: Path) -> None:
     train(TINY, corpus, tmp_path, show_progress=False, until_step=45)  # interrupted mid-epoch
     train(TINY, corpus, tmp_path, resume=True, show_progress=False)
