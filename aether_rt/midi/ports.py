@@ -10,6 +10,7 @@ up the whole JACK graph, audio included.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ CLIENT_NAME = "aether-rt"
 VIRTUAL_PORT = "midi in"
 #: Messages rtmidi holds for the MIDI thread (~4 s of a 1000 CC/s pedal sweep).
 QUEUE_LIMIT = 4096
+#: How long a JACK port waits before it is closed, for the graph to settle (see MidiPort.close).
+JACK_SETTLE_S = 0.1
 
 
 def _rtmidi() -> Any:
@@ -110,8 +113,9 @@ class MidiPort:
         self.virtual = False
 
     def poll(self) -> tuple[list[int], float] | None:
-        """The next message's bytes and the seconds since the one before, or None."""
-        return self._in.get_message()
+        """The next message's bytes and the seconds since the one before, or None (also once closed)."""
+        midi_in = self._in
+        return None if midi_in is None else midi_in.get_message()
 
     def present(self) -> bool:
         """Whether the port it connected to is still there (a virtual port always is)."""
@@ -123,11 +127,28 @@ class MidiPort:
             return False
 
     def close(self) -> None:
-        """Close the port and the client."""
+        """Close the port and the client (once; closing again does nothing).
+
+        With JACK it first waits :data:`JACK_SETTLE_S`. rtmidi unregisters its port while
+        its client is still active, and JACK2's client library then removes the port from
+        a list that its notification thread may be walking to answer a latency callback
+        (jackaudio/jack2 issue 216): a use after free, and a segmentation fault. The server
+        sends those callbacks a cycle or more after any graph change, asynchronously,
+        so closing right after the audio stream or another client closed met one (seen once
+        in a test run, in a rig that closed three clients just before). Waiting lets
+        those notifications finish; a graph change by another program at that very
+        moment is still a (remote) risk that only deactivating first would remove, which
+        rtmidi does not offer.
+        """
+        if self._in is None:
+            return
+        midi_in, self._in = self._in, None
         try:
-            self._in.close_port()
+            if midi_in.get_current_api() == _rtmidi().API_UNIX_JACK:
+                time.sleep(JACK_SETTLE_S)
+            midi_in.close_port()
         finally:
-            self._in.delete()
+            midi_in.delete()
 
 
 PortFactory = Callable[[str | None], MidiPort]
