@@ -135,7 +135,7 @@ class MidiPort:
         (jackaudio/jack2 issue 216): a use after free, and a segmentation fault. The server
         sends those callbacks a cycle or more after any graph change, asynchronously,
         so closing right after the audio stream or another client closed met one (seen once
-        in a test run, in a rig that closed three clients just before). Waiting lets
+        in a test run, in a rig that had just closed two clients and the audio stream). Waiting lets
         those notifications finish; a graph change by another program at that very
         moment is still a (remote) risk that only deactivating first would remove, which
         rtmidi does not offer.
