@@ -224,11 +224,20 @@ class RemoteSender:
 
 
 def _serve(name: str) -> None:
-    import json
     import sys
 
     sender = JackMidiSender(name)
-    for line in sys.stdin:
+    try:
+        _answer(sender, sys.stdin)
+    finally:  # also when the parent died (stdin at EOF): its process callback reads arrays this frees
+        sender.close()
+
+
+def _answer(sender: JackMidiSender, lines: Iterable[str]) -> None:
+    """Answer the parent's commands, a JSON line each, until ``quit`` or the end of ``lines``."""
+    import json
+
+    for line in lines:
         command, *args = json.loads(line)
         if command == "name":
             out: object = sender.client.name
@@ -250,7 +259,6 @@ def _serve(name: str) -> None:
         elif command == "pending":
             out = sender.pending()
         else:
-            sender.close()
             print(json.dumps("bye"), flush=True)
             return
         print(json.dumps(out), flush=True)
