@@ -464,6 +464,22 @@ def test_a_burst_just_after_the_first_pulses_is_numbered_in_order() -> None:
     assert state.pulses == 39 and state.lost == 0
 
 
+@pytest.mark.parametrize("bpm", [60.0, 120.0, 240.0])
+def test_a_burst_at_the_start_leaves_no_holes(bpm: float) -> None:
+    """A sender that compiled its queue at its first event sent its first 43 ms of pulses
+    together, microseconds apart: the microsecond gaps once passed for the period (holes,
+    and the phase 43 ms off for the whole run)."""
+    period = 60.0 / (24 * bpm)
+    times = 0.3 + np.arange(24 * 6 + 1) * period
+    held = times < 0.3 + 0.043
+    times[held] = 0.3 + 0.043 + 4e-6 * np.arange(held.sum())
+    state = mc.start(mc.ClockState())
+    for t in times:
+        state = mc.pulse(state, t)
+    assert state.pulses == 24 * 6 and state.lost == 0
+    assert mc.tempo_bpm(state) == pytest.approx(bpm, abs=0.5)
+
+
 def test_a_pulse_read_late_is_not_locked_to() -> None:
     period = 60.0 / (24 * 120.0)
     state = mc.start(mc.ClockState())
