@@ -290,14 +290,15 @@ class MidiInput:
             self._anchor = None
         elif isinstance(msg, Clock):
             self.counters["pulses"] += 1
-            self._clock = mc.pulse(self._clock, t_s)
+            self._clock = mc.pulse(self._clock, t_s, self._times.resolution_s())
             self.counters["pulses_lost"] = self._clock.lost
             if self._clock.suspect:  # pulses may have been lost, not yet confirmed: no lock on the count
                 return
             pulses = self._clock.pulses
             if pulses == 0 or pulses - self._locked_at >= LOCK_EVERY_PULSES or not self._clock.running:
                 self._locked_at = pulses
-                self._lock(t_s)
+                due = mc.due_s(self._clock)  # the grid's time for it: a JACK stamp is up to a period late
+                self._lock(t_s if due is None else due)
 
     def _lock(self, t_s: float) -> None:
         tempo = mc.tempo_bpm(self._clock)
