@@ -18,12 +18,17 @@ runs in this process at 64-frame blocks, control at 500 Hz, as in bench_osc.py.
   restarts, CCs read, state changes, callback p99, control tables/s, step p99. With
   ``--jack-log`` (the server's stderr in a file) also who JACK found unfinished at each
   xrun, from its log.
-* **clock**: 24 pulses per beat at 60/120/240 BPM after a Start, sync on: the tempo
-  error after 2 beats, the LFO phase error at beat 2 and at the last beat (against the
-  beats' own JACK frames), and its drift between the two over ``--clock-seconds``.
+* **clock**: 24 pulses per beat at 60/120/240 BPM (``--tempos``) after a Start, sync on:
+  the tempo error after 2 beats, the LFO phase error at beat 2 and at the last beat
+  (against the beats' own JACK frames), its drift between the two over
+  ``--clock-seconds``, pulses the clock took for lost ones (``pulses_recovered``: none
+  are, unless the server dropped a cycle's MIDI) and beats it counted short.
 
     python benchmarks/bench_midi.py [--seconds 10] [--repeats 3] [--changes 300] [--clock-seconds 60]
-                                    [--jack-log FILE]
+                                    [--jack-log FILE] [--only latency|sweep|clock] [--clock-block N]
+
+The clock at other JACK periods: start the server with ``jackd -d dummy -p N`` and pass
+``--only clock --clock-block N`` (its MIDI port then stamps pulses a period apart).
 """
 
 from __future__ import annotations
@@ -55,8 +60,8 @@ from helpers.jack_midi import RemoteSender  # the tests' sender, shared
 class Rig:
     """An engine with MIDI on its virtual port, a sender wired to it, and a passive client reading JACK's frame time."""
 
-    def __init__(self, model, state: ControlState, *, midi: bool = True) -> None:
-        self.engine = _engine(model, "cfunc", state)
+    def __init__(self, model, state: ControlState, *, midi: bool = True, block: int = BLOCK) -> None:
+        self.engine = _engine(model, "cfunc", state, blocksize=block)
         box, clock = self.engine.box, self.engine.clock
         self.midi = (
             MidiInput(box, clock, MidiPort(None), midi_map=DEFAULT_MAP, stamp=self.engine.clock_stamp) if midi else None
@@ -80,11 +85,19 @@ class Rig:
             self.midi.stop()
 
     def offset(self) -> int:
-        """JACK frame time minus the engine's frame counter (smallest difference seen: just after a callback)."""
-        words = self.engine.bank.arena.words
+        """JACK's frame time minus the engine's frame counter for the same frame.
+
+        In a cycle every client renders the same frames, from the cycle's frame time on: the
+        engine's block starts at its counter before the callback advanced it by the block.
+        The smallest difference seen is just after a callback (the frame time then least
+        past the cycle's start). (Before December 2026 the counter after the callback was
+        taken: every frame mapped one block late, latencies one block short and the clock's
+        phase errors one block high.)
+        """
+        words, block = self.engine.bank.arena.words, self.engine.settings.blocksize
         diffs = []
         for _ in range(300):
-            diffs.append(self.frames.frame_time - int(words[ar.H_FRAMES]))
+            diffs.append(self.frames.frame_time - (int(words[ar.H_FRAMES]) - block))
             time.sleep(0.0005)
         return min(diffs)
 
@@ -206,13 +219,16 @@ def print_sweeps(result: dict[str, Any]) -> None:
     print_table(["configuration", *keys], rows)
 
 
-def clock_follow(model, bpm: int, seconds: float) -> dict[str, float]:
-    """A MIDI clock at ``bpm`` for ``seconds``: tempo after 2 beats, phase error at beat 2 and at the end."""
+def clock_follow(model, bpm: int, seconds: float, block: int = BLOCK) -> dict[str, float]:
+    """A MIDI clock at ``bpm`` for ``seconds``: tempo after 2 beats, phase error at beat 2 and at the end.
+
+    ``block``: the engine's block, the JACK server's period (its port stamps pulses at period starts).
+    """
     start = ControlState(modulation=Modulation(mode="spiral", sync=True, rate_fast_hz=2.0, rate_slow_hz=8.0,
                                                tempo_bpm=100.0))  # fmt: skip
     fpp = FS * 60 // (24 * bpm)
     beats = int(seconds * bpm / 60)
-    with Rig(model, start) as rig:
+    with Rig(model, start, block=block) as rig:
         box, counters = rig.engine.box, rig.midi.counters
         time.sleep(0.3)
         # A beat more than measured: a pulse JACK drops in an xrun is recovered by the one after it.
@@ -237,7 +253,7 @@ def clock_follow(model, bpm: int, seconds: float) -> dict[str, float]:
         return err * 2 * 60_000.0 / bpm
 
     e2, e_end = phase_error_ms(early, 2, offsets[0]), phase_error_ms(late, beats, offsets[1])
-    return {"bpm": bpm, "seconds": seconds, "pulses_recovered": recovered,
+    return {"bpm": bpm, "block": block, "seconds": seconds, "pulses_recovered": recovered,
             "beat_count_short": max(0, 24 * beats - counted), "tempo_error_after_2_beats_bpm": early.tempo_bpm - bpm,
             "phase_error_beat_2_ms": e2, "phase_error_end_ms": e_end, "drift_ms": e_end - e2}  # fmt: skip
 
@@ -250,25 +266,45 @@ def main() -> None:
     p.add_argument("--changes", type=int, default=300, help="CCs timed for the latency")
     p.add_argument("--clock-seconds", type=float, default=10.0, help="clock length per tempo (the target: 60)")
     p.add_argument("--tempos", default="60,120,240")
+    p.add_argument(
+        "--clock-block",
+        type=int,
+        default=BLOCK,
+        help="the engine's block for the clock runs: the JACK server's period (start jackd -p N)",
+    )
+    p.add_argument(
+        "--only",
+        choices=("latency", "sweep", "clock"),
+        action="append",
+        help="run only these parts (repeatable; default: all)",
+    )
     p.add_argument("--json", type=Path, default=RESULTS / "midi.json")
     args = p.parse_args()
+    parts = set(args.only or ("latency", "sweep", "clock"))
     model = aether_rt.load_model()
+    out: dict[str, Any] = {"seconds": args.seconds, "repeats": args.repeats}
 
-    print(f"== MIDI CC 11 -> first output frame with its table ({args.changes} changes, {BLOCK}-frame blocks)")
-    lat = midi_latency(model, args.changes)
-    keys = ("sent", "changes", "p50_ms", "p99_ms", "max_ms", "device_output_latency_ms")
-    print_table(["sent", "timed", "p50 ms", "p99 ms", "max ms", "+ device output latency ms"], [[lat[k] for k in keys]])
+    if "latency" in parts:
+        print(f"== MIDI CC 11 -> first output frame with its table ({args.changes} changes, {BLOCK}-frame blocks)")
+        out["latency"] = lat = midi_latency(model, args.changes)
+        keys = ("sent", "changes", "p50_ms", "p99_ms", "max_ms", "device_output_latency_ms")
+        print_table(["sent", "timed", "p50 ms", "p99 ms", "max ms", "+ device output latency ms"],
+                    [[lat[k] for k in keys]])  # fmt: skip
 
-    print(f"\n== pedal sweep: 1000 CC/s for {args.seconds:g} s x {args.repeats}, spiral at 2 Hz, {BLOCK}-frame blocks")
-    swept = sweeps(model, args.seconds, args.repeats, JackLog(args.jack_log))
-    print_sweeps(swept)
+    if "sweep" in parts:
+        print(f"\n== pedal sweep: 1000 CC/s for {args.seconds:g} s x {args.repeats}, spiral at 2 Hz, "
+              f"{BLOCK}-frame blocks")  # fmt: skip
+        out["sweep"] = swept = sweeps(model, args.seconds, args.repeats, JackLog(args.jack_log))
+        print_sweeps(swept)
 
-    print(f"\n== MIDI clock, {args.clock_seconds:g} s per tempo, sync, fast pair at 2 beats per cycle")
-    clocks = [clock_follow(model, int(b), args.clock_seconds) for b in args.tempos.split(",") if b]
-    ckeys = list(clocks[0])
-    print_table(ckeys, [[c[k] for k in ckeys] for c in clocks])
-    write_json(args.json, {"latency": lat, "sweep": swept, "clock": clocks, "seconds": args.seconds,
-                           "repeats": args.repeats})  # fmt: skip
+    if "clock" in parts:
+        print(f"\n== MIDI clock, {args.clock_seconds:g} s per tempo, sync, fast pair at 2 beats per cycle, "
+              f"{args.clock_block}-frame blocks")  # fmt: skip
+        tempos = [int(b) for b in args.tempos.split(",") if b]
+        out["clock"] = clocks = [clock_follow(model, bpm, args.clock_seconds, args.clock_block) for bpm in tempos]
+        ckeys = list(clocks[0])
+        print_table(ckeys, [[c[k] for k in ckeys] for c in clocks])
+    write_json(args.json, out)
 
 
 if __name__ == "__main__":
