@@ -64,7 +64,11 @@ class Rig:
         self.engine = _engine(model, "cfunc", state, blocksize=block)
         box, clock = self.engine.box, self.engine.clock
         self.midi = (
-            MidiInput(box, clock, MidiPort(None), midi_map=DEFAULT_MAP, stamp=self.engine.clock_stamp) if midi else None
+            MidiInput(
+                box, clock, MidiPort(None), midi_map=DEFAULT_MAP, stamp=self.engine.clock_stamp, block_s=block / FS
+            )
+            if midi
+            else None
         )
         self.sender = RemoteSender("aether-bench-sender")
         self.frames = jack.Client("aether-bench-frames", no_start_server=True)

@@ -638,7 +638,8 @@ def test_the_callback_stamps_each_block_with_the_wall_clock_and_its_first_frame(
 def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_block: int) -> None:
     """A JACK server at 1024 frames: the engine's blocks start with each period (or, at 64 or
     256 frames, run back to back at its start), and so do the port's stamps; a precise port's
-    stamps fall anywhere. Only the first tells a step, and it is the server's period."""
+    stamps fall anywhere. Only the first tells a step, and it is the server's period; blocks
+    shorter than the period are told apart (MidiInput warns: `--blocksize` should be the period)."""
     rng = np.random.default_rng(1)
     server, period = 1024, 1024 / FS
     pulse = 60.0 / (24 * 115.0)
@@ -657,12 +658,39 @@ def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_bl
                 tm.to_sample(stamp)
                 resolutions.append(tm.resolution_s())
                 t += pulse
+        # The blocks run back to back in each period: a moment maps only to within a period (a warning)
+        assert tm.blocks_per_period() == server // engine_block
         if precise:
             assert max(resolutions) == 0.0
         else:
             # known once the messages of a few periods have shown it, and from then on
             assert resolutions[-1] == pytest.approx(period, abs=3e-4)
             assert min(resolutions[mc.EDGE_MESSAGES + 4 :]) > 0.0
+
+
+@pytest.mark.parametrize("engine_block", [64, 1024])
+def test_blocks_shorter_than_the_server_period_are_warned_about(engine_block: int, caplog) -> None:
+    """With 64-frame blocks on a 1024-frame server the pulses land only within a period: said once, naming the fix."""
+    period = 1024 / FS
+    pulses = [k * 60.0 / (24 * 120.0) for k in range(2 * 96 + 1)]
+    cycle = [0]
+
+    def stamp() -> tuple[float, float]:  # the last block of the current period: its blocks ran back to back
+        c = cycle[0]
+        return c * period + 1e-3, (c + 1) * period - engine_block / FS
+
+    box, port = StateBox(_state()), ListPort()
+    midi = MidiInput(box, lambda: 0.0, port, midi_map=DEFAULT_MAP, stamp=stamp, block_s=engine_block / FS)
+    with caplog.at_level("WARNING", logger="aether_rt"):
+        for k, t in enumerate(pulses):
+            cycle[0] = int(t // period)
+            port.items = [([0xF8], t - pulses[k - 1] if k else 0.0)]
+            midi.drain()
+    warned = [r.getMessage() for r in caplog.records if "blocksize" in r.getMessage()]
+    if engine_block == 1024:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and "1/16 of the JACK server's period" in warned[0] and "16 times" in warned[0]
 
 
 def test_time_map_places_pulses_on_a_sample_clock_that_runs_slow() -> None:

@@ -294,8 +294,11 @@ def test_clock_sets_the_tempo_and_locks_the_lfo_phase(live, bpm: int) -> None:
             assert min(abs(mod.tempo_bpm - bpm), abs(mod.tempo_bpm - want)) <= 0.5, (mod.tempo_bpm, want)
         # Locked to the beat count: the error does not grow (a free-running LFO at a tempo 0.1% off
         # would be 5 ms out after 5 s). The error itself is how late the MIDI thread reads a pulse
-        # at best, plus up to one audio period of the port's time stamps.
-        assert abs(e_late - e_early) < 5.0 and abs(e_late) < 10.0
+        # at best, plus up to one audio period of the port's time stamps. Cycles the engine missed
+        # move the frame offset by their frames, which the phase cannot be judged finer than (a
+        # run with 0.6 % of the first two beats missed, 6.5 ms, read -6.3 ms at beat 2, +2.5 at 8).
+        missed_ms = 1e3 * (abs(offsets[0] - before) + abs(offsets[2] - offsets[1])) / FS
+        assert abs(e_late - e_early) < 5.0 + missed_ms and abs(e_late) < 10.0 + missed_ms
     else:
         # A server so busy that the engine missed over 1% of its cycles (dozens of xruns a
         # second): the engine's frames no longer measure JACK's time to a millisecond, so

@@ -609,11 +609,12 @@ class TimeMap:
     Args:
         window_s: how far back readings count, port seconds.
         stamps_kept: audio-block stamps kept (1024: over a second at 64-frame blocks).
+        block_s: the engine's block, sample seconds (None: the stamps' smallest step).
 
     """
 
-    def __init__(self, window_s: float = 4.0, stamps_kept: int = 1024) -> None:
-        self.window_s = window_s
+    def __init__(self, window_s: float = 4.0, stamps_kept: int = 1024, block_s: float | None = None) -> None:
+        self.window_s, self.block_s = window_s, block_s
         self._readings: deque[tuple[float, float]] = deque(maxlen=4096)
         self._stamps: deque[tuple[float, float]] = deque(maxlen=stamps_kept)
         self._at_edge: deque[bool] = deque(maxlen=EDGE_MESSAGES)
@@ -653,14 +654,32 @@ class TimeMap:
     def _cycles(self) -> tuple[list[float], float]:
         """The recent audio periods' start times (wall clock) and the period (0.0 with too few).
 
-        Blocks stamped within ``EDGE_S`` of the one before are one period's: an engine
-        whose blocks are shorter than the server's period runs several back to back.
+        A block stamped sooner after the one before than half the audio between them
+        lasts is that period's: an engine whose blocks are shorter than the server's
+        period runs several back to back (64-frame blocks in a 1024-frame period: 16
+        within about a millisecond).
         """
-        walls = [wall for wall, _ in islice(reversed(self._stamps), CYCLES_LOOKED_AT)][::-1]
-        starts = walls[:1] + [b for a, b in pairwise(walls) if b - a > EDGE_S]
+        stamps = list(islice(reversed(self._stamps), CYCLES_LOOKED_AT))[::-1]
+        starts = [wall for wall, _ in stamps[:1]]
+        starts += [b[0] for a, b in pairwise(stamps) if b[0] - a[0] >= 0.5 * (b[1] - a[1])]
         if len(starts) < 3:
             return starts, 0.0
         return starts, median(b - a for a, b in pairwise(starts))
+
+    def blocks_per_period(self) -> int:
+        """How many audio blocks the engine runs back to back in one period of the server (1: one).
+
+        More than one when the engine's block is shorter than the JACK server's period:
+        PortAudio then runs the blocks one after another at the period's start, the
+        sample clock jumps by the period at once, and a moment within it maps onto the
+        sample clock only to within a period (whichever of its blocks was last stamped).
+        """
+        stamps = list(islice(reversed(self._stamps), CYCLES_LOOKED_AT))[::-1]
+        _, period = self._cycles()
+        if period <= 0.0 or len(stamps) < 3:
+            return 1
+        block = self.block_s or min(b[1] - a[1] for a, b in pairwise(stamps))  # (blocks go unstamped between polls)
+        return max(1, round(period / block)) if block > 0.0 else 1
 
     def _edge_distance(self, wall_s: float) -> float:
         """How far ``wall_s`` is from the nearest audio period's start (inf when unknown)."""
