@@ -309,7 +309,7 @@ class MidiInput:
             pulses = self._clock.pulses
             if pulses == 0 or pulses - self._locked_at >= LOCK_EVERY_PULSES or not self._clock.running:
                 self._locked_at = pulses
-                due = mc.due_s(self._clock)  # the grid's time for it: a JACK stamp is up to a period late
+                due = mc.due_s(self._clock)  # the grid's time for it: a JACK stamp is the start of its period
                 self._lock(t_s if due is None else due)
 
     def _lock(self, t_s: float) -> None:
