@@ -6,8 +6,15 @@ into a running engine through aether-rt's virtual port; the test reads the state
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -365,12 +372,6 @@ def test_a_port_that_vanishes_is_reported_once(jack_server: None, caplog, monkey
 
 def test_run_midi_learns_saves_and_reports_through_the_cli(jack_server: None, tmp_path: Path) -> None:
     """`aether-rt run --midi --midi-learn mix` as a user runs it: learn, the saved map, OSC status."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import threading
-
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
     osc_port = probe.getsockname()[1]
@@ -421,12 +422,6 @@ def test_the_clock_follows_a_server_at_1024_frames(tmp_path: Path) -> None:
     and every 52nd by two, as a precise port's would at 117.2 BPM with pulses lost: read so,
     a 20 s run counted 16 pulses too many, its phase 350 ms off at the end. The benchmark's
     clock run, on that server: nothing taken for lost, the tempo and the beat on time."""
-    import json
-    import os
-    import shutil
-    import subprocess
-    import sys
-
     name = f"aether-1024-{os.getpid()}"
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
     jackd = shutil.which("jackd")

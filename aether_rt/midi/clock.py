@@ -65,7 +65,7 @@ GAP_PERIODS = 8.0
 GAP_MIN_S = 0.25
 #: Pulses later than this behind the fitted line are left out of the tempo (read late).
 OUTLIER_S = 0.0015
-#: The grid's lower edge is this quantile of the pulses' heights above a line through them.
+#: The low quantile of the pulses' heights above a line that :func:`_filled_width` measures from.
 EDGE_QUANTILE = 0.05
 #: The shortest stamp step looked for (:func:`_lattice`), and how far a gap may be from a whole number of steps
 #: (a JACK period's callback starts within a few hundred microseconds of its time).
@@ -91,26 +91,24 @@ MIN_PERIOD_S = 60.0 / (PULSES_PER_BEAT * TEMPO_RANGE_BPM[1])
 
 
 class Grid(NamedTuple):
-    """Where the pulses fall: pulse ``n`` is due at ``origin_s + period_s * n``.
+    """Where the pulses' stamps fall: pulse ``n``'s lowest at ``origin_s + period_s * n``.
 
     Attributes:
         period_s: seconds per pulse (the tempo).
         origin_s: the time of pulse 0 on the lower edge of the stamps: where the least
             delayed stamps fall.
-        spread_s: how far above that edge stamps usually fall: the port's resolution.
-            Under a millisecond for ALSA's stamps; JACK's ports stamp each pulse at the
-            start of the audio period it is read in, so there it is about one period
-            (10.7 ms at 512 frames and 48 kHz, more than a pulse period at 180 BPM).
-        lead_s: how long after its stamp a pulse is due: the spread for a port whose
-            stamps step by periods (the sender placed the pulse within the period that
-            starts at its stamp), 0.0 for a precise one (its stamps are only ever late).
+        spread_s: the width of the band above that edge the stamps fall in: a port's
+            step. JACK's ports stamp each pulse at the start of the audio period it was
+            sent in, so there it is about one period (10.7 ms at 512 frames and 48 kHz,
+            more than a pulse period at 180 BPM), and a pulse is due that long after the
+            edge (:func:`due_s`). 0.0 for a precise port (its stamps are on the line or
+            late, and a pulse is due on the line).
 
     """
 
     period_s: float
     origin_s: float
     spread_s: float
-    lead_s: float = 0.0
 
 
 class ClockState(NamedTuple):
@@ -182,7 +180,7 @@ def _grid(numbers: tuple[int, ...], times: tuple[float, ...], resolution_s: floa
     The line is the narrowest band holding the pulses (:func:`_even_band`) when the
     stamps step by audio periods (:func:`_lattice`, or ``resolution_s`` from the engine's
     blocks), else a robust fit to the pulses read on time (:func:`_punctual_fit`). A
-    known step sets the spread and the lead. None when no run has two pulses.
+    known step is the least spread. None when no run has two pulses.
     """
     kept = _not_held_back(numbers, times)
     if kept is None:
@@ -190,11 +188,10 @@ def _grid(numbers: tuple[int, ...], times: tuple[float, ...], resolution_s: floa
     known = resolution_s if resolution_s >= LATTICE_MIN_S else 0.0
     even = _even_band(numbers, times) if known > 0.0 or _lattice(times) > 0.0 else None
     grid = even or _punctual_fit(numbers, times, [0] * len(numbers), kept)
-    if grid is not None and known > 0.0:  # a whole step, even if the window has not shown it yet
-        spread = max(grid.spread_s, known)
-        grid = grid._replace(spread_s=spread, lead_s=spread)
     if grid is None:
         return None
+    if known > grid.spread_s:  # a whole step, even if the window has not shown it yet
+        grid = grid._replace(spread_s=known)
     earliest = min(t - (grid.origin_s + grid.period_s * i) for i, t in zip(numbers, times, strict=True))
     if grid.period_s > 0.0 and earliest >= -EARLY_PERIODS * grid.period_s:
         return grid
@@ -206,16 +203,16 @@ def _grid(numbers: tuple[int, ...], times: tuple[float, ...], resolution_s: floa
     return _punctual_fit(numbers, times, runs, kept) or grid
 
 
-def _band(residuals: np.ndarray) -> tuple[float, float]:
-    """The lower edge of residuals that are late by a spread, never early, and that spread.
+def _filled_width(residuals: np.ndarray) -> float:
+    """How wide the residuals spread evenly: twice the median's height above a low quantile.
 
-    The edge is a low quantile (not the minimum: one mis-numbered pulse would set it), the
-    spread twice the median's height above it: a port that stamps at audio periods spreads
-    the pulses evenly over a period, the median in its middle; a precise one leaves them
-    all within its jitter, however late a few stalled ones were.
+    A port that stamps at audio periods spreads the pulses evenly over a period, the
+    median in its middle; a precise one leaves them all within its jitter, however late a
+    few stalled ones were. (A low quantile, not the minimum: one mis-numbered pulse would
+    set that.)
     """
     low = float(np.quantile(residuals, EDGE_QUANTILE))
-    return low, 2.0 * max(float(np.median(residuals)) - low, 0.0)
+    return 2.0 * max(float(np.median(residuals)) - low, 0.0)
 
 
 def _lattice(times: tuple[float, ...]) -> float:
@@ -276,11 +273,10 @@ def _even_band(numbers: tuple[int, ...], times: tuple[float, ...]) -> Grid | Non
     if fit is None:
         return None
     residuals = t - (fit[1] + fit[0] * n)
-    _, spread = _band(residuals)
     width = float(np.ptp(residuals))
-    if spread < EVEN_SHARE * width:
+    if _filled_width(residuals) < EVEN_SHARE * width:
         return None
-    return Grid(fit[0], fit[1] + float(residuals.min()) - fit[0] * numbers[0], width, width)
+    return Grid(fit[0], fit[1] + float(residuals.min()) - fit[0] * numbers[0], width)
 
 
 def _punctual_fit(numbers: tuple[int, ...], times: tuple[float, ...], runs: list[int], kept: list[int]) -> Grid | None:
@@ -531,12 +527,13 @@ def due_s(state: ClockState) -> float | None:
 
     Locked to, it places the beat better than the stamp: a JACK port's stamp is the start
     of the period the pulse was sent in, up to a period early (21 ms at 1024 frames); the
-    grid, fitted to two beats of pulses, is within a fraction of that.
+    grid, fitted to two beats of pulses, is within a fraction of that. It is the top of
+    the stamps' band (a precise port's band has no width).
     """
     grid = state.grid
     if grid is None or not state.numbers:
         return None
-    return grid.origin_s + grid.lead_s + grid.period_s * state.numbers[-1]
+    return grid.origin_s + grid.spread_s + grid.period_s * state.numbers[-1]
 
 
 def beats(state: ClockState) -> float:
