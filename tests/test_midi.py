@@ -529,13 +529,17 @@ def _follow_period_stamps(bpm: float, frames: int, seed: int, resolution_s: floa
     assert len(errors_ms) > (n - 48) / 2
     if resolution_s:
         # Its beat, placed better than by its stamp (up to a period early): within a quarter
-        # period in the middle, and never as far as a whole one.
+        # period in the middle, and never as far as a whole one. A step under 4 ms is no step
+        # to the clock (a precise port's stamps, fitted to within 1.5 ms): about half a step.
         lead_ms = 1e3 * (sent - stamps)
-        assert np.median(errors_ms) < 0.25 * 1e3 * block < np.median(lead_ms)
+        if block >= mc.LATTICE_MIN_S:
+            assert np.median(errors_ms) < 0.25 * 1e3 * block < np.median(lead_ms)
+        else:
+            assert np.median(errors_ms) < 1e3 * mc.OUTLIER_S
         assert max(errors_ms) < 1e3 * block
 
 
-@pytest.mark.parametrize("frames", [256, 512, 1024, 2048])
+@pytest.mark.parametrize("frames", [32, 128, 256, 512, 1024, 2048])
 @pytest.mark.parametrize("bpm", [60.0, 97.3, 120.0, 180.0, 240.0])
 def test_a_port_that_stamps_at_audio_periods_keeps_the_count_the_tempo_and_the_beat(frames: int, bpm: float) -> None:
     """JACK at 512 frames and more stamps pulses a period apart or not at all (several share
