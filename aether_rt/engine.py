@@ -119,6 +119,7 @@ class Engine:
             envelope_frames=self.control_frames,
         )
         arena = self.bank.arena
+        arena.words[ar.H_FRAME_PS] = round(1e12 / fs)  # the clock stamp tells a period's blocks apart
         self._stamp_out = np.zeros(2, dtype=np.int64)
         if source is not None:
             arena.source[:] = source

@@ -64,11 +64,7 @@ class Rig:
         self.engine = _engine(model, "cfunc", state, blocksize=block)
         box, clock = self.engine.box, self.engine.clock
         self.midi = (
-            MidiInput(
-                box, clock, MidiPort(None), midi_map=DEFAULT_MAP, stamp=self.engine.clock_stamp, block_s=block / FS
-            )
-            if midi
-            else None
+            MidiInput(box, clock, MidiPort(None), midi_map=DEFAULT_MAP, stamp=self.engine.clock_stamp) if midi else None
         )
         self.sender = RemoteSender("aether-bench-sender")
         self.frames = jack.Client("aether-bench-frames", no_start_server=True)
@@ -92,13 +88,14 @@ class Rig:
         """JACK's frame time minus the engine's frame counter for the same frame.
 
         In a cycle every client renders the same frames, from the cycle's frame time on: the
-        engine's block starts at its counter before the callback advanced it by the block.
+        engine's first block starts at its counter before the callbacks advanced it by the
+        server's period (one block, or several back to back when the block is shorter).
         The smallest difference seen is just after a callback (the frame time then least
         past the cycle's start). (Before December 2026 the counter after the callback was
         taken: every frame mapped one block late, latencies one block short and the clock's
         phase errors one block high.)
         """
-        words, block = self.engine.bank.arena.words, self.engine.settings.blocksize
+        words, block = self.engine.bank.arena.words, max(self.engine.settings.blocksize, self.frames.blocksize)
         diffs = []
         for _ in range(300):
             diffs.append(self.frames.frame_time - (int(words[ar.H_FRAMES]) - block))

@@ -638,63 +638,66 @@ def test_the_callback_stamps_each_block_with_the_wall_clock_and_its_first_frame(
         assert before <= out[0] <= time.monotonic_ns() and out[1] == 256 * block
 
 
+def test_blocks_run_back_to_back_keep_their_periods_stamp() -> None:
+    """PortAudio runs blocks shorter than the device's period one after another at its start:
+    the stamp stays the period's first block's, and the next period (after a pause as long as
+    a block's audio) stamps anew. At 96 kHz 2048 frames last 21 ms: the blocks follow within half of it."""
+    from aether_rt.audio.callback import callback_body
+    from aether_rt.dsp import arena as ar
+    from aether_rt.dsp._kernels import read_stamp
+    from aether_rt.dsp.bank import BiquadBank
+
+    arena = BiquadBank(4, 1).arena
+    arena.words[ar.H_FRAME_PS] = round(1e12 / 96_000)
+    out = np.zeros(2, dtype=np.int64)
+    x = np.zeros((2048, 1), dtype=np.float32)
+    seen = []
+    for _period in range(3):
+        time.sleep(0.05)  # the rest of the period: longer than a block's audio
+        before = time.monotonic_ns()
+        for _ in range(4):  # four blocks back to back
+            callback_body(arena.words, arena.f64, arena.f32, x, np.empty_like(x), np.uint64(0), True)
+            assert read_stamp(arena.words, out)
+            seen.append((int(out[0]), int(out[1])))
+        assert before <= out[0] <= time.monotonic_ns()
+    assert [frame for _, frame in seen] == [8192 * p for p in range(3) for _ in range(4)]
+    assert len({ns for ns, _ in seen}) == 3
+
+
 @pytest.mark.parametrize("engine_block", [1024, 256, 64])
-def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_block: int) -> None:
+@pytest.mark.parametrize("every_block", [False, True], ids=["period-stamps", "block-stamps"])
+def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_block: int, every_block: bool) -> None:
     """A JACK server at 1024 frames: the engine's blocks start with each period (or, at 64 or
     256 frames, run back to back at its start), and so do the port's stamps; a precise port's
-    stamps fall anywhere. Only the first tells a step, and it is the server's period; blocks
-    shorter than the period are told apart (MidiInput warns: `--blocksize` should be the period)."""
+    stamps fall anywhere. Only the first tells a step, and it is the server's period. The
+    engine stamps each period's first block (tested above): a port's stamp then lands on the
+    period's first frame, however many blocks the period holds. An audio clock that stamps
+    every block still tells the period (its blocks come back to back)."""
     rng = np.random.default_rng(1)
     server, period = 1024, 1024 / FS
     pulse = 60.0 / (24 * 115.0)
     for precise in (False, True):
         tm = mc.TimeMap()
-        wall, sample, t = 0.0, 0.0, 0.0
-        resolutions = []
+        t = 0.0
+        resolutions, landed = [], []
         for cycle in range(400):
             start = cycle * period + rng.uniform(0, 2e-4)  # the server wakes up a little late
-            for b in range(server // engine_block):  # the engine's blocks of this period, back to back
-                wall, sample = start + b * 3e-5, sample + engine_block / FS
-                tm.stamp(wall, sample)
+            for b in range(server // engine_block if every_block else 1):  # the blocks stamped in this period
+                tm.stamp(start + b * 3e-5, cycle * period + b * engine_block / FS)
             while t < (cycle + 1) * period:  # pulses sent in this period
-                stamp = t + 5e-5 if precise else start + 5e-5  # the port's stamp for it
+                stamp = t + 5e-5 if precise else cycle * period  # the port's stamp for it
                 tm.observe(stamp, stamp + 1e-4)
-                tm.to_sample(stamp)
+                landed.append(tm.to_sample(stamp) - (stamp if precise else cycle * period))
                 resolutions.append(tm.resolution_s())
                 t += pulse
-        # The blocks run back to back in each period: a moment maps only to within a period (a warning)
-        assert tm.blocks_per_period() == server // engine_block
         if precise:
             assert max(resolutions) == 0.0
         else:
             # known once the messages of a few periods have shown it, and from then on
             assert resolutions[-1] == pytest.approx(period, abs=3e-4)
             assert min(resolutions[mc.EDGE_MESSAGES + 4 :]) > 0.0
-
-
-@pytest.mark.parametrize("engine_block", [64, 1024])
-def test_blocks_shorter_than_the_server_period_are_warned_about(engine_block: int, caplog) -> None:
-    """With 64-frame blocks on a 1024-frame server the pulses land only within a period: said once, naming the fix."""
-    period = 1024 / FS
-    pulses = [k * 60.0 / (24 * 120.0) for k in range(2 * 96 + 1)]
-    cycle = [0]
-
-    def stamp() -> tuple[float, float]:  # the last block of the current period: its blocks ran back to back
-        c = cycle[0]
-        return c * period + 1e-3, (c + 1) * period - engine_block / FS
-
-    box, port = StateBox(_state()), ListPort()
-    midi = MidiInput(box, lambda: 0.0, port, midi_map=DEFAULT_MAP, stamp=stamp, block_s=engine_block / FS)
-    with caplog.at_level("WARNING", logger="aether_rt"):
-        for k, t in enumerate(pulses):
-            cycle[0] = int(t // period)
-            port.items = [([0xF8], t - pulses[k - 1] if k else 0.0)]
-            midi.drain()
-    warned = [r.getMessage() for r in caplog.records if "blocksize" in r.getMessage()]
-    if engine_block == 1024:
-        assert warned == []
-    else:
-        assert len(warned) == 1 and "1/16 of the JACK server's period" in warned[0] and "16 times" in warned[0]
+        if not every_block:  # on the period's first frame (within the server's late wake-up), wherever it is
+            assert np.max(np.abs(landed[50:])) < 3e-4
 
 
 def test_time_map_places_pulses_on_a_sample_clock_that_runs_slow() -> None:

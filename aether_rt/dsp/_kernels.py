@@ -441,7 +441,18 @@ read_acquire = njit([types.int64(_WORDS, types.int64)], **_JIT)(_read_acquire)
 
 @njit(**_JIT)
 def stamp_clock(hdr, ns):
-    """Audio thread: the wall clock ``ns`` at the start of a block and the block's first frame (a sequence lock)."""
+    """Audio thread: the wall clock ``ns`` at the start of a device period and its first frame (a sequence lock).
+
+    A block that starts sooner after the one before than half that one's audio lasts
+    (``H_FRAME_PS``) runs back to back with it in the same period and keeps its stamp:
+    a wall-clock moment then maps onto the period's first frame, not onto whichever of
+    its blocks a reader happened to see last.
+    """
+    prev_ns, prev_frame, frame = hdr[ar.H_PREV_START_NS], hdr[ar.H_PREV_START_FRAME], hdr[ar.H_FRAMES]
+    hdr[ar.H_PREV_START_NS] = ns
+    hdr[ar.H_PREV_START_FRAME] = frame
+    if prev_ns != 0 and (ns - prev_ns) * 2000 < (frame - prev_frame) * hdr[ar.H_FRAME_PS]:
+        return
     seq = hdr[ar.H_STAMP_SEQ]
     hdr[ar.H_STAMP_SEQ] = seq + 1  # odd: a reader retries
     fence_release()  # the odd count before the new values
@@ -463,6 +474,6 @@ def _read_stamp(hdr, out):
     return False
 
 
-#: Any thread: ``out[:] = (wall ns, frame)`` of the last block's start; False before the first
+#: Any thread: ``out[:] = (wall ns, frame)`` of the last device period's start; False before the first
 #: callback (or, in theory, if 64 tries all met a write).
 read_stamp = njit([types.boolean(_WORDS, _WORDS)], **_JIT)(_read_stamp)

@@ -27,7 +27,7 @@ import numpy as np
 from aether_rt.dsp.biquad import N_COEFFS, identity_coeffs
 from aether_rt.dsp.svf import N_SVF, svf_table
 
-MAGIC = 0x41455448_45520007  # "AETHER" + layout version 7
+MAGIC = 0x41455448_45520008  # "AETHER" + layout version 8
 
 # --- header slots (int64 indices) -------------------------------------------------
 H_MAGIC = 0
@@ -102,8 +102,14 @@ ENV_CAPACITY = 4096  # snapshots kept (8 s at 500 Hz)
 # MIDI time stamps are wall-clock times, the motion runs on frames, and the two drift apart
 # (a virtual device's clock stalls; a sound card's crystal is not the system's).
 H_STAMP_SEQ = 68  # odd while the two below are being written
-H_STAMP_NS = 69  # monotonic ns at the start of the last callback (0: none yet)
+H_STAMP_NS = 69  # monotonic ns at the start of the last device period's first callback (0: none yet)
 H_STAMP_FRAME = 70  # H_FRAMES at that moment: the block's first frame
+# A callback that starts sooner after the one before than half that one's audio lasts is
+# the same device period's (PortAudio runs blocks shorter than the period back to back at
+# its start): it keeps the period's stamp, so a moment maps onto the period's first frame.
+H_FRAME_PS = 71  # picoseconds per frame (the engine sets it; 0: every callback stamps)
+H_PREV_START_NS = 72  # audio only: the previous callback's start, monotonic ns
+H_PREV_START_FRAME = 73  # audio only: H_FRAMES at that moment
 HEADER_WORDS = 128
 
 # Parameter slots (f64, written by the control thread, read by the audio stages).

@@ -591,9 +591,10 @@ class TimeMap:
       CoreMIDI stamp with the system's monotonic clock); the offset is the smallest seen
       over the last ``window_s``, i.e. the message that waited least for the MIDI thread (a
       reading is late, never early);
-    * wall -> sample clock: each audio block's start is stamped with the wall clock; a
-      moment maps to the last block that started before it, plus the time since, at most
-      to the next block's first frame.
+    * wall -> sample clock: each audio period's start is stamped with the wall clock (the
+      engine's blocks shorter than the device's period run back to back at its start and
+      share the stamp of its first); a moment maps to the last period that started before
+      it, plus the time since, at most to the next period's first frame.
 
     So a sample clock that runs at another rate than the wall clock (a virtual device
     that stalls, a sound card's own crystal) still gets each pulse at its frame. Without
@@ -605,13 +606,12 @@ class TimeMap:
 
     Args:
         window_s: how far back readings count, port seconds.
-        stamps_kept: audio-block stamps kept (1024: over a second at 64-frame blocks).
-        block_s: the engine's block, sample seconds (None: the stamps' smallest step).
+        stamps_kept: audio stamps kept (1024: over a second at 64-frame periods).
 
     """
 
-    def __init__(self, window_s: float = 4.0, stamps_kept: int = 1024, block_s: float | None = None) -> None:
-        self.window_s, self.block_s = window_s, block_s
+    def __init__(self, window_s: float = 4.0, stamps_kept: int = 1024) -> None:
+        self.window_s = window_s
         self._readings: deque[tuple[float, float]] = deque(maxlen=4096)
         self._stamps: deque[tuple[float, float]] = deque(maxlen=stamps_kept)
         self._at_edge: deque[bool] = deque(maxlen=EDGE_MESSAGES)
@@ -624,7 +624,7 @@ class TimeMap:
             readings.popleft()
 
     def stamp(self, wall_s: float, sample_s: float) -> None:
-        """The audio clock's latest stamp: a block started at ``wall_s`` with sample time ``sample_s``."""
+        """The audio clock's latest stamp: a period started at ``wall_s`` with sample time ``sample_s``."""
         if not self._stamps or sample_s > self._stamps[-1][1]:
             self._stamps.append((wall_s, sample_s))
 
@@ -651,10 +651,11 @@ class TimeMap:
     def _cycles(self) -> tuple[list[float], float]:
         """The recent audio periods' start times (wall clock) and the period (0.0 with too few).
 
-        A block stamped sooner after the one before than half the audio between them
-        lasts is that period's: an engine whose blocks are shorter than the server's
-        period runs several back to back (64-frame blocks in a 1024-frame period: 16
-        within about a millisecond).
+        A stamp sooner after the one before than half the audio between them lasts is
+        that period's: an audio clock stamped at every block, whose blocks are shorter
+        than the server's period, runs several back to back (64-frame blocks in a
+        1024-frame period: 16 within about a millisecond). The engine stamps only each
+        period's first block (``aether_rt.dsp._kernels.stamp_clock``).
         """
         stamps = list(islice(reversed(self._stamps), CYCLES_LOOKED_AT))[::-1]
         starts = [wall for wall, _ in stamps[:1]]
@@ -662,21 +663,6 @@ class TimeMap:
         if len(starts) < 3:
             return starts, 0.0
         return starts, median(b - a for a, b in pairwise(starts))
-
-    def blocks_per_period(self) -> int:
-        """How many audio blocks the engine runs back to back in one period of the server (1: one).
-
-        More than one when the engine's block is shorter than the JACK server's period:
-        PortAudio then runs the blocks one after another at the period's start, the
-        sample clock jumps by the period at once, and a moment within it maps onto the
-        sample clock only to within a period (whichever of its blocks was last stamped).
-        """
-        stamps = list(islice(reversed(self._stamps), CYCLES_LOOKED_AT))[::-1]
-        _, period = self._cycles()
-        if period <= 0.0 or len(stamps) < 3:
-            return 1
-        block = self.block_s or min(b[1] - a[1] for a, b in pairwise(stamps))  # (blocks go unstamped between polls)
-        return max(1, round(period / block)) if block > 0.0 else 1
 
     def _edge_distance(self, wall_s: float) -> float:
         """How far ``wall_s`` is from the nearest audio period's start (inf when unknown)."""

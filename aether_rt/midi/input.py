@@ -38,13 +38,6 @@ PORT_CHECK_S = 1.0
 #: With sync, the motion's phase and tempo are set every this many pulses (a sixteenth note;
 #: later while pulses may have been lost).
 LOCK_EVERY_PULSES = 6
-#: Every this many clock pulses, whether the engine's blocks are shorter than the server's period is checked.
-BLOCK_CHECK_PULSES = 96
-BLOCKS_WARNING = (
-    "the audio blocks are 1/{n} of the JACK server's period: MIDI clock pulses are placed on the audio only "
-    "to within a period, and at some tempos taken for lost; run with --blocksize equal to the server's period "
-    "({n} times this one)"
-)
 #: A learned coarse CC followed this soon by its partner 32 above is a 14-bit pair.
 FINE_PAIR_S = 0.05
 
@@ -64,8 +57,6 @@ class MidiInput:
         stamp: the audio clock's last stamp, ``(wall, sample)`` seconds (the engine's
             :meth:`~aether_rt.engine.Engine.clock_stamp`), or None; with it, clock pulses
             land on their frames however the audio clock's rate differs from the wall clock's.
-        block_s: the engine's block, sample seconds: a block shorter than the JACK
-            server's period is warned about (clock pulses then land only within a period).
 
     """
 
@@ -79,7 +70,6 @@ class MidiInput:
         program: Callable[[int], tuple[str, ControlState] | None] | None = None,
         map_path: Any = None,
         stamp: Callable[[], tuple[float, float] | None] | None = None,
-        block_s: float | None = None,
     ) -> None:
         self.box, self.clock, self.port, self.stamp = box, clock, port, stamp
         self.map, self.program, self.map_path = midi_map, program, map_path
@@ -94,7 +84,7 @@ class MidiInput:
         self._locked_at = 0  # the beat count at the last lock
         self._anchor: tuple[float, float] | None = None
         self._anchor_key: tuple[Any, ...] = ()
-        self._times = mc.TimeMap(block_s=block_s)
+        self._times = mc.TimeMap()
         self._learn: str | None = None
         self._learned: tuple[Binding, float] | None = None
         self._learn_lock = threading.Lock()
@@ -300,8 +290,6 @@ class MidiInput:
             self._anchor = None
         elif isinstance(msg, Clock):
             self.counters["pulses"] += 1
-            if self.counters["pulses"] % BLOCK_CHECK_PULSES == 0 and (n := self._times.blocks_per_period()) > 1:
-                self._warn_once("blocks", BLOCKS_WARNING.format(n=n))
             self._clock = mc.pulse(self._clock, t_s, self._times.resolution_s())
             self.counters["pulses_lost"] = self._clock.lost
             if self._clock.suspect:  # pulses may have been lost, not yet confirmed: no lock on the count

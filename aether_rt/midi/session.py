@@ -80,8 +80,7 @@ def start_midi(setup: MidiSetup | None, args: argparse.Namespace, engine: Any, s
         return None
     midi = MidiInput(engine.box, engine.clock, setup.port, midi_map=setup.midi_map,
                      program=preset_programs(shelf), map_path=setup.map_path,
-                     stamp=engine.clock_stamp,
-                     block_s=engine.settings.blocksize / engine.settings.sample_rate_hz)  # fmt: skip
+                     stamp=engine.clock_stamp)  # fmt: skip
     if args.midi_learn:
         midi.learn(args.midi_learn)
     midi.start()
