@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -76,14 +77,16 @@ def test_real_ir_benchmark_evaluates_a_cached_folder(tmp_path: Path) -> None:
     import bench_real_irs
 
     k = 0
-    for package, (_, members) in bench_real_irs.PACKAGES.items():
-        for member in members:
-            path = tmp_path / "cache" / package / Path(member).name
-            path.parent.mkdir(parents=True, exist_ok=True)
+    for ir_set in bench_real_irs.SETS:
+        folder = bench_real_irs.set_folder(tmp_path / "cache", ir_set)
+        folder.mkdir(parents=True)
+        names = [Path(m).name.replace("*", f"cab {i}") for m in ir_set.members for i in range(2)]
+        for name in dict.fromkeys(names):  # a pattern stands for two files, a path for one
             ir = synthetic_ir(k, seed=4242)
             k += 1
-            rate = 44_100 if package == "rakarrack" else 48_000
-            sf.write(path, resample(ir, 48_000.0, float(rate)) * 0.5, rate)
+            rate = 48_000 if "street" in name or "hall" in name else 44_100
+            sf.write(folder / name, resample(ir, 48_000.0, float(rate)) * 0.5, rate)
+        (folder / bench_real_irs.EXTRACTED).write_text("")
     out = tmp_path / "real.json"
     done = subprocess.run(
         [sys.executable, str(BENCH / "bench_real_irs.py"), "--cache", str(tmp_path / "cache"), "--oracle-steps", "5",
@@ -92,8 +95,17 @@ def test_real_ir_benchmark_evaluates_a_cached_folder(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    assert [r["file"] for r in result["irs"]] == [f"{i}.wav" for i in range(1, 10)] + ["street2-L.wav", "street2-R.wav"]
-    assert set(result["groups"]) == {"guitar cab/amp", "street", "all"} and result["groups"]["all"]["n"] == 11
+    assert [r["file"] for r in result["irs"]] == [
+        *(f"{i}.wav" for i in range(1, 10)), "street2-L.wav", "street2-R.wav",
+        "cab 0.wav", "cab 1.wav", "greathall.wav",
+    ]  # fmt: skip
+    groups = result["groups"]
+    assert list(groups) == ["guitar cab/amp", "street", "guitarix cab/amp", "guitarix hall", bench_real_irs.TARGET,
+                            "all"]  # fmt: skip
+    assert [groups[g]["n"] for g in groups] == [9, 2, 2, 1, 11, 14]
+    target = [r["model"] for r in result["irs"][:11]]
+    assert groups[bench_real_irs.TARGET]["model"] == pytest.approx(np.mean(target))
+    assert set(result["kl_per_dim_nats"]) == {"target", "others"}
     for row in result["irs"]:
         assert row["flat"] > 0 and len(row["z"]) == 4 and row["model_full_band"] > 0
         assert max(abs(v) for v in row["refined_z"]) <= 2.0 + 1e-6  # refined points stay on the map
