@@ -7,6 +7,7 @@ figures, drawn by the same functions into memory.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +22,18 @@ SWEEP_VALUES = np.linspace(-2.0, 2.0, 9)
 #: The latent map's extent (|z| <= 3, the sliders' range); the learned region (dashed) is LEARNED_BOUND.
 MAP_BOUND = 3.0
 MAP_POINTS = 61
+#: How long the labels of a library map are moved apart, per plane (seconds; a step past it ends).
+LABEL_SECONDS = 1.0
+#: Labels moved apart on a library map, at most: adjustText's step is quadratic in them (16 s per
+#: plane for 300), so more are left beside their points (the key names them all the same).
+SPREAD_LABELS = 100
+#: A library map names up to this many IRs beside their points; more are numbered, with a key below.
+NAMED_POINTS = 12
+KEY_ROWS = 20  # a key's rows per column, when the width allows
+KEY_COLUMN_IN = 2.6  # a key column's width (inches): KEY_NAME_CHARS monospace characters at 7 pt and more
+KEY_NAME_CHARS = 38
+KEY_ROW_IN = 7 * 1.25 / 72  # a key line's height (inches): 7 pt at 1.25 line spacing
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7}
 #: The log-spaced grid the map's features are measured on.
 MAP_FREQS_HZ = np.geomspace(20.0, 20_000.0, 240)
 
@@ -188,25 +201,32 @@ def save_library_map(
     if not planes:
         raise ValueError("a model with one latent dim has no plane to draw")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(planes), figsize=(6.4 * len(planes), 5.8), squeeze=False, layout="constrained")
     z = np.array([p[1] for p in points], dtype=np.float64).reshape(len(points), -1)
     inside = np.all(np.abs(z) <= LEARNED_BOUND + 1e-9, axis=1)
     shown = np.clip(z, -MAP_BOUND, MAP_BOUND)
-    for ax, (a, b) in zip(axes[0], planes, strict=True):
+    width_in = 6.4 * len(planes)
+    columns, rows = key_layout(len(points), width_in)
+    named = rows == 0
+    key_in = 0.0 if named else 0.35 + KEY_ROW_IN * rows
+    fig = plt.figure(figsize=(width_in, 5.8 + key_in), layout="constrained")
+    grid = fig.add_gridspec(1 if named else 2, len(planes), height_ratios=None if named else [5.8, key_in])
+    for i, (a, b) in enumerate(planes):
+        ax = fig.add_subplot(grid[0, i])
         _draw_slice(fig, ax, model, (a, b), feature, None, sample_rate_hz)
-        stacked: dict[tuple[float, float], int] = {}  # labels of points that coincide go one above another
-        for k, (label, _) in enumerate(points):
-            x, y = shown[k, a], shown[k, b]
-            face = "white" if inside[k] else "none"
-            ax.plot(x, y, "o", ms=6, mfc=face, mec="black", mew=1.2, clip_on=False)
-            spot = (round(x * 8) / 8, round(y * 8) / 8)
-            above = stacked[spot] = stacked.get(spot, -1) + 1
-            text = label + (" (beyond the map)" if max(abs(z[k, a]), abs(z[k, b])) > MAP_BOUND else "")
-            ax.annotate(text, (x, y), xytext=(4, 4 + 9 * above), textcoords="offset points", fontsize=7,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})  # fmt: skip
         ax.set_xlim(-MAP_BOUND, MAP_BOUND)
         ax.set_ylim(-MAP_BOUND, MAP_BOUND)
         ax.set_title(f"z{a} x z{b}; backdrop: {FEATURES[feature][1]}, the other dims at 0", fontsize=9)
+        for k in range(len(points)):
+            face = "white" if inside[k] else "none"
+            ax.plot(shown[k, a], shown[k, b], "o", ms=6, mfc=face, mec="black", mew=1.2, clip_on=False)
+        texts = []
+        for k, (label, _) in enumerate(points):
+            beyond = max(abs(z[k, a]), abs(z[k, b])) > MAP_BOUND
+            text = label + (" (beyond the map)" if beyond else "") if named else str(k + 1)
+            texts.append(ax.text(shown[k, a], shown[k, b], text, fontsize=7 if named else 6, bbox=LABEL_BOX))
+        _spread_labels(ax, texts, shown[:, a], shown[:, b])
+    if not named:
+        _draw_key(fig.add_subplot(grid[1, :]), [label for label, _ in points], inside, columns, rows)
     n = model.config.latent_dim
     unseen = f"; z4..z{n - 1} not drawn" if n > 4 else ""
     fig.suptitle(
@@ -215,6 +235,46 @@ def save_library_map(
     )
     fig.savefig(out, dpi=110, format=None if isinstance(out, Path) else "png")
     plt.close(fig)
+
+
+def key_layout(count: int, width_in: float) -> tuple[int, int]:
+    """A library map's key: ``(columns, rows)``, or ``(0, 0)`` when its IRs are named beside their points.
+
+    Up to :data:`NAMED_POINTS` IRs are named on the planes. More are numbered there, with
+    their names in a key below, in columns of :data:`KEY_ROWS` while the figure's width
+    allows, then in longer ones.
+    """
+    if count <= NAMED_POINTS:
+        return 0, 0
+    columns = max(1, min(math.ceil(count / KEY_ROWS), int(width_in / KEY_COLUMN_IN)))
+    return columns, math.ceil(count / columns)
+
+
+def _spread_labels(ax: Any, texts: list[Any], x: np.ndarray, y: np.ndarray) -> None:
+    """Move labels off each other and off the points, each tied to its point by a line (adjustText).
+
+    A library's IRs crowd where its family lies (70 guitar cabinets within a unit square):
+    labels placed beside their points hid each other and the points. The search stops
+    after :data:`LABEL_SECONDS` per plane; beyond :data:`SPREAD_LABELS` labels it is not
+    run, so a library of hundreds still draws in seconds.
+    """
+    from adjustText import adjust_text
+
+    if 0 < len(texts) <= SPREAD_LABELS:
+        adjust_text(texts, x=list(x), y=list(y), ax=ax, time_lim=LABEL_SECONDS,
+                    arrowprops={"arrowstyle": "-", "color": "black", "lw": 0.5, "alpha": 0.6})  # fmt: skip
+
+
+def _draw_key(ax: Any, labels: list[str], inside: np.ndarray, columns: int, rows: int) -> None:
+    """The numbered points' names, in columns (those outside the learned region marked)."""
+    ax.axis("off")
+    for c in range(columns):
+        lines = []
+        for k in range(c * rows, min((c + 1) * rows, len(labels))):
+            name = labels[k] if len(labels[k]) <= KEY_NAME_CHARS else labels[k][: KEY_NAME_CHARS - 1] + "…"
+            lines.append(f"{k + 1:>4} {name}" + ("" if inside[k] else " (outside)"))
+        ax.text(c / columns, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", fontsize=7,
+                family="monospace", linespacing=1.25)  # fmt: skip
 
 
 def plane_png(

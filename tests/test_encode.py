@@ -33,7 +33,7 @@ from aether_rt.models.fit import (
     spread_points,
 )
 from aether_rt.modulation import LEARNED_BOUND
-from aether_rt.plots import library_planes, save_library_map
+from aether_rt.plots import KEY_ROW_IN, key_layout, library_planes, save_library_map
 from aether_rt.preset import load_preset_file
 from aether_rt.train import make_model_fns
 
@@ -187,6 +187,65 @@ def test_library_maps_draw_one_plane_per_pair(latent_dim: int, planes: list[tupl
               ("beyond", np.full(latent_dim, -9.0))]  # fmt: skip
     save_library_map(model, tmp_path / "map.png", points)
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("count", "width_in", "layout"),
+    [(1, 12.8, (0, 0)), (12, 12.8, (0, 0)), (13, 12.8, (1, 13)), (20, 12.8, (1, 20)),
+     (21, 12.8, (2, 11)), (70, 12.8, (4, 18)), (300, 12.8, (4, 75)), (70, 6.4, (2, 35))],
+)  # fmt: skip
+def test_a_crowded_library_is_numbered_with_a_key_in_columns(count: int, width_in: float,
+                                                             layout: tuple[int, int]) -> None:  # fmt: skip
+    """Names beside the points up to 12 IRs; beyond, numbers and a key of 20-line columns, as many as fit
+    (2.6 inches each), then longer columns."""
+    assert key_layout(count, width_in) == layout
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_a_library_map_grows_a_key_as_long_as_its_library(tmp_path: Path) -> None:
+    """70 guitar cabinets crowd a unit square: their names go in a key below the planes, which
+    makes the figure taller by the key's rows (18 at 7 pt); 300 IRs take 75 rows."""
+    model = toy_model(4)
+    rng = np.random.default_rng(0)
+    sizes = {}
+    for count in (5, 70, 300):
+        points = [(f"Cabinet {k} with a long descriptive name.wav", rng.normal(-0.5, 0.3, 4)) for k in range(count)]
+        save_library_map(model, tmp_path / f"{count}.png", points)
+        sizes[count] = _png_size(tmp_path / f"{count}.png")
+    assert sizes[5][0] == sizes[70][0] == sizes[300][0]  # the same width
+    key_px = {n: sizes[n][1] - sizes[5][1] for n in (70, 300)}
+    for n, rows in ((70, 18), (300, 75)):
+        assert key_px[n] == pytest.approx((0.35 + rows * KEY_ROW_IN) * 110, abs=40)
+
+
+def test_crowded_labels_are_moved_off_each_other() -> None:
+    """40 numbers on points within 0.3 of each other: most boxes overlap where they were put, few after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aether_rt.plots import LABEL_BOX, _spread_labels
+
+    def overlaps(fig, texts) -> int:
+        fig.canvas.draw()
+        boxes = [t.get_window_extent() for t in texts]
+        return sum(boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i))
+
+    xy = np.random.default_rng(1).normal(0.0, 0.15, (40, 2))
+    fig, ax = plt.subplots(figsize=(6.4, 5.8))
+    ax.set_xlim(-3, 3)
+    ax.set_ylim(-3, 3)
+    texts = [ax.text(x, y, str(k + 1), fontsize=6, bbox=LABEL_BOX) for k, (x, y) in enumerate(xy)]
+    before = overlaps(fig, texts)
+    _spread_labels(ax, texts, xy[:, 0], xy[:, 1])
+    after = overlaps(fig, texts)
+    plt.close(fig)
+    assert before > 100 and after <= before // 10
 
 
 def test_a_one_dim_model_has_no_plane_to_draw(tmp_path: Path) -> None:
