@@ -504,6 +504,46 @@ def test_the_ir_library_shows_on_the_planes_and_a_click_goes_there(
     assert browser.save_screenshot(str(ARTIFACTS / "web-page-library.png"))
 
 
+def test_a_crowded_library_names_what_fits_and_always_the_picked_ir(
+    live: LivePage, browser, model, tmp_path: Path
+) -> None:
+    """Eight copies of one cabinet sit on one point: one name is drawn there, not eight on top
+    of each other; the IR picked from the list is the one named; a distinct IR keeps its name."""
+    folder = tmp_path / "crowd"
+    folder.mkdir()
+    for k in range(8):
+        write_ir(folder / f"cab{k}.wav", lowpass_hz=4_500, highpass_hz=90, peak_hz=2_500, peak=2.0)
+    write_ir(folder / "room.wav", lowpass_hz=15_000, highpass_hz=40, peak_hz=300, peak=0.5)
+    start_library(live.web, model, read_library(folder, model.config.feature), refine_steps=0)
+    ready = "const l = window.aether.library; return l && l.status === 'ready' && l.irs.length === 9 && l"
+    library = wait_for(lambda: browser.execute_script(ready), "the crowded library on the page", timeout=120)
+    names = [ir["name"] for ir in library["irs"]]
+    cabs = [i for i, n in enumerate(names) if n.startswith("cab")]
+    room = names.index("room.wav")
+    assert all(np.allclose(library["irs"][i]["z"], library["irs"][cabs[0]]["z"]) for i in cabs)
+    assert not np.allclose(library["irs"][room]["z"], library["irs"][cabs[0]]["z"], atol=0.3)
+    labels = "return window.aether.stats.labels['0,1']"
+    shown = wait_for(lambda: browser.execute_script(labels), "the plane drawn with the library")
+    assert len([i for i in shown if i in cabs]) == 1 and room in shown
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#library-list button")
+    buttons[cabs[5]].click()
+    wait_for(lambda: browser.execute_script("return window.aether.picked") == cabs[5], "the sixth copy picked")
+    shown = wait_for(lambda: (s := browser.execute_script(labels)) and cabs[5] in s and s, "the picked IR named")
+    assert len([i for i in shown if i in cabs]) == 1 and room in shown
+    # The pointer on the crowd names the copy under it too; off the plane, that name goes.
+    canvas = browser.find_element(By.ID, "plane-0-1")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    z = library["irs"][cabs[0]]["z"]
+    width, height = canvas.size["width"], canvas.size["height"]
+    dx, dy = ((z[0] + 3) / 6 - 0.5) * width, (0.5 - (z[1] + 3) / 6) * height  # from the canvas's centre
+    ActionChains(browser).move_to_element_with_offset(canvas, round(dx), round(dy)).perform()
+    hovered = wait_for(lambda: (h := browser.execute_script("return window.aether.hovered")) in cabs and h + 1,
+                       "a copy under the pointer") - 1  # fmt: skip
+    wait_for(lambda: {cabs[5], hovered, room} <= set(browser.execute_script(labels)), "the hovered copy named")
+    ActionChains(browser).move_to_element(buttons[room]).perform()
+    wait_for(lambda: browser.execute_script("return window.aether.hovered") == -1, "nothing under the pointer")
+
+
 def test_the_page_offers_midi_learn_only_with_midi(live: LivePage, browser) -> None:
     """Without --midi the page has no learn buttons (the fixture's page runs without MIDI)."""
     assert browser.find_elements(By.CSS_SELECTOR, "button.learn") == []

@@ -10,9 +10,9 @@ const TRAIL = 90; // points of z history drawn on the planes (3 s at 30 frames/s
 const page = {
   hello: null, ws: null, nextId: 1, pending: new Map(), touched: new Map(), dragging: new Set(),
   frame: null, trail: [], drawScheduled: false,
-  library: null, picked: -1, // the IR library (run --ir-library) and the IR last clicked
+  library: null, picked: -1, hovered: -1, // the IR library (run --ir-library), the IR last clicked, under the pointer
   // figures read by people (the header) and by the tests and benchmarks
-  stats: { frames: 0, draws: 0, fps: 0, rttMs: [], errors: 0, acks: 0, connected: false },
+  stats: { frames: 0, draws: 0, fps: 0, rttMs: [], errors: 0, acks: 0, connected: false, labels: {} },
   sent: [], // {param, value, t_ms (epoch)} of the last sets (for latency measurements)
   lastError: "",
 };
@@ -200,7 +200,7 @@ function zParam(i) {
 
 function showLibrary(lib) {
   page.library = lib;
-  page.picked = -1;
+  page.picked = page.hovered = -1;
   $("library").hidden = false;
   const status = { encoding: `encoding ${lib.folder}…`, ready: `${lib.irs.length} from ${lib.folder}`,
                    failed: `could not encode ${lib.folder}: ${lib.message}` }[lib.status] || lib.status;
@@ -306,6 +306,10 @@ function onFrame(frame) {
   if (page.trail.length > TRAIL) page.trail.shift();
   showState(frame);
   showMeters(frame.meters);
+  scheduleDraw();
+}
+
+function scheduleDraw() {
   if (!page.drawScheduled) {
     page.drawScheduled = true;
     requestAnimationFrame(() => { page.drawScheduled = false; draw(); });
@@ -451,6 +455,12 @@ function makePlane(a, b) {
     move(ev);
   });
   canvas.addEventListener("pointermove", move);
+  canvas.addEventListener("pointermove", (ev) => { // the IR under the pointer shows its name
+    const hit = canvas.hasPointerCapture(ev.pointerId) ? -1 : libraryAt(canvas, a, b, ev);
+    canvas.style.cursor = hit >= 0 ? "pointer" : "";
+    if (hit !== page.hovered) { page.hovered = hit; scheduleDraw(); }
+  });
+  canvas.addEventListener("pointerleave", () => { if (page.hovered >= 0) { page.hovered = -1; scheduleDraw(); } });
   return figure;
 }
 
@@ -483,20 +493,37 @@ function drawPlane(canvas) {
   ctx.beginPath(); ctx.arc(px(frame.z[a]), py(frame.z[b]), 6, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
 }
 
+// Every IR's point, and the names that fit: a library crowds where its family lies (70
+// guitar cabinets in a unit square), where all the names hid each other and the points. The
+// picked IR and the one under the pointer are named first, then each in the list's order
+// whose label overlaps none already named; the others show theirs when pointed at.
 function drawLibrary(ctx, a, b, px, py) {
   if (!page.library) return;
+  const irs = page.library.irs;
   ctx.font = "10px system-ui, sans-serif";
-  page.library.irs.forEach((ir, i) => {
+  irs.forEach((ir, i) => {
     const x = px(ir.z[a]), y = py(ir.z[b]), picked = i === page.picked;
     ctx.fillStyle = picked ? "#4fc3a1" : "#ffffff"; ctx.strokeStyle = "#000000"; ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(x, y - 5); ctx.lineTo(x + 5, y); ctx.lineTo(x, y + 5); ctx.lineTo(x - 5, y); ctx.closePath();
     ctx.fill(); ctx.stroke();
-    const label = ir.name.replace(/\.[^./]+$/, "").split("/").pop();
-    ctx.fillStyle = "rgba(0,0,0,0.6)";
-    ctx.fillRect(x + 6, y - 13, ctx.measureText(label).width + 4, 12);
-    ctx.fillStyle = picked ? "#4fc3a1" : "#ffffff";
-    ctx.fillText(label, x + 8, y - 4);
   });
+  const first = [page.picked, page.hovered].filter((i) => i >= 0 && i < irs.length);
+  const order = [...new Set([...first, ...irs.keys()])];
+  const named = [], shown = [];
+  for (const i of order) {
+    const ir = irs[i], x = px(ir.z[a]), y = py(ir.z[b]);
+    const label = ir.name.replace(/\.[^./]+$/, "").split("/").pop();
+    const box = { x: x + 6, y: y - 13, w: ctx.measureText(label).width + 4, h: 12 };
+    const clash = named.some((o) => box.x < o.x + o.w && o.x < box.x + box.w && box.y < o.y + o.h && o.y < box.y + box.h);
+    if (clash && !first.includes(i)) continue;
+    named.push(box);
+    shown.push(i);
+    ctx.fillStyle = "rgba(0,0,0,0.6)";
+    ctx.fillRect(box.x, box.y, box.w, box.h);
+    ctx.fillStyle = i === page.picked ? "#4fc3a1" : "#ffffff";
+    ctx.fillText(label, x + 8, y - 4);
+  }
+  page.stats.labels[`${a},${b}`] = shown; // the IRs named on this plane
 }
 
 // -- the header's figures, once a second ----------------------------------------------
