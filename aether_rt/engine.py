@@ -296,17 +296,25 @@ class Engine:
     # -- the main loop --------------------------------------------------------------
 
     def run(self, duration_s: float | None = None, stats_path: Path | None = None) -> int:
-        """Run until Ctrl-C, the duration, or the source's end; returns the exit status."""
-        report_now = threading.Event()
-        previous = None
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
-            previous = signal.signal(signal.SIGUSR1, lambda *_: report_now.set())
+        """Run until Ctrl-C (or SIGTERM, SIGHUP), the duration, or the source's end; returns the exit status.
+
+        SIGTERM (a supervisor, ``kill``) and SIGHUP (the terminal closed) stop it as Ctrl-C
+        does: the stream stops, a recording is finished and the figures are written. Their
+        default action killed the process on the spot, losing a take's end and the figures.
+        SIGUSR1 prints the figures now.
+        """
+        report_now, stop_now = threading.Event(), threading.Event()
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for name, action in (("SIGUSR1", report_now.set), ("SIGTERM", stop_now.set), ("SIGHUP", stop_now.set)):
+                number = getattr(signal, name, None)
+                if number is not None and signal.getsignal(number) is not signal.SIG_IGN:  # nohup's stays ignored
+                    previous[number] = signal.signal(number, lambda *_, act=action: act())
         status = 0
         self.start()
         try:
             last_frames, last_change, source_done = -1, time.monotonic(), None
-            while True:
-                time.sleep(0.1)
+            while not stop_now.wait(0.1):
                 now = time.monotonic()
                 self.watchdog()
                 frames = int(self.bank.arena.words[ar.H_FRAMES])
@@ -330,8 +338,8 @@ class Engine:
         except KeyboardInterrupt:
             status = 0
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGUSR1, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             figures = self.stats()
             self.stop()
             if stats_path is not None:

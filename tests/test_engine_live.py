@@ -208,15 +208,20 @@ def test_run_writes_its_figures(tmp_path: Path, jack_server: None) -> None:
     assert figures["callbacks"] > 2.5 * FS / 64 and figures["latency_s"]["output"] > 0
 
 
-def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jack_server: None) -> None:
-    stats = tmp_path / "stats.json"
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jack_server: None, stop: str) -> None:
+    """Ctrl-C, a supervisor's SIGTERM and a closed terminal's SIGHUP all stop the run cleanly:
+    within a second, exit status 0, the figures written and the take recorded to its end
+    (SIGTERM and SIGHUP used to kill it on the spot, with neither)."""
+    stats, takes = tmp_path / "stats.json", tmp_path / "takes"
     proc = subprocess.Popen(
         # --no-osc: another program holding OSC's default port would put a warning line first.
-        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--stats", str(stats)],
+        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--stats", str(stats),
+         "--record", str(takes)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "JACK_NO_START_SERVER": "1"},
-    )
+    )  # fmt: skip
     try:
         assert "Ctrl-C stops" in proc.stderr.readline()
         time.sleep(1.5)
@@ -227,11 +232,15 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
         guard.cancel()
         assert "xruns" in report and "callback p50" in report and "control" in report, report
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop))
         proc.wait(timeout=10)
         assert time.monotonic() - sent < 1.0
-        assert proc.returncode == 0 and json.loads(stats.read_text())["callbacks"] > 0
-        assert "Traceback" not in proc.stderr.read()
+        callbacks = json.loads(stats.read_text())["callbacks"]
+        assert proc.returncode == 0 and callbacks > 0
+        rest = proc.stderr.read()
+        assert "Traceback" not in rest and "callbacks" in rest  # the closing summary
+        wavs = sorted(takes.rglob("*.wav"))
+        assert wavs and all(sf.info(w).frames >= 0.9 * callbacks * 64 for w in wavs), [(w, sf.info(w)) for w in wavs]
     finally:  # a failing test must not leave a looping run behind (it loads every later test)
         if proc.poll() is None:
             proc.kill()
