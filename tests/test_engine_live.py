@@ -208,12 +208,23 @@ def test_run_writes_its_figures(tmp_path: Path, jack_server: None) -> None:
     assert figures["callbacks"] > 2.5 * FS / 64 and figures["latency_s"]["output"] > 0
 
 
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])
+def _signals_as_in_a_terminal(nohup: bool = False) -> None:
+    """In the child before exec: the signals' default actions, as a shell in a terminal leaves
+    them (a test run started in the background or under nohup would pass its ignored ones on)."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+    if nohup:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP", "SIGHUP under nohup"])
 def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jack_server: None, stop: str) -> None:
     """Ctrl-C, a supervisor's SIGTERM and a closed terminal's SIGHUP all stop the run cleanly:
     within a second, exit status 0, the figures written and the take recorded to its end
-    (SIGTERM and SIGHUP used to kill it on the spot, with neither)."""
+    (SIGTERM and SIGHUP used to kill it on the spot, with neither). Under nohup a SIGHUP
+    changes nothing (then Ctrl-C stops it)."""
     stats, takes = tmp_path / "stats.json", tmp_path / "takes"
+    nohup = stop.endswith("nohup")
     proc = subprocess.Popen(
         # --no-osc: another program holding OSC's default port would put a warning line first.
         [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--stats", str(stats),
@@ -221,6 +232,7 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "JACK_NO_START_SERVER": "1"},
+        preexec_fn=lambda: _signals_as_in_a_terminal(nohup),
     )  # fmt: skip
     try:
         assert "Ctrl-C stops" in proc.stderr.readline()
@@ -231,8 +243,12 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
         report = proc.stderr.readline()
         guard.cancel()
         assert "xruns" in report and "callback p50" in report and "control" in report, report
+        if nohup:
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            assert proc.poll() is None, "a SIGHUP under nohup stopped the run"
         sent = time.monotonic()
-        proc.send_signal(getattr(signal, stop))
+        proc.send_signal(signal.SIGINT if nohup else getattr(signal, stop))
         proc.wait(timeout=10)
         assert time.monotonic() - sent < 1.0
         callbacks = json.loads(stats.read_text())["callbacks"]
