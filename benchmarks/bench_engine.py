@@ -61,10 +61,10 @@ def _noop_flags(seconds: float) -> int:
     return int(json.loads(done.stdout.strip().splitlines()[-1])["status_flags"])
 
 
-def _engine(model, callback: str, state: ControlState, blocksize: int = BLOCK) -> Engine:
+def _engine(model, callback: str, state: ControlState, blocksize: int = BLOCK, rate: int = FS) -> Engine:
     return Engine(
-        EngineSettings(sample_rate_hz=FS, blocksize=blocksize, callback=callback),  # type: ignore[arg-type]
-        model, StateBox(state), source=demo_phrase(FS, seconds=12.0)[:, None], loop=True,
+        EngineSettings(sample_rate_hz=rate, blocksize=blocksize, callback=callback),  # type: ignore[arg-type]
+        model, StateBox(state), source=demo_phrase(rate, seconds=12.0)[:, None], loop=True,
     )  # fmt: skip
 
 

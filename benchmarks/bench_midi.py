@@ -60,8 +60,8 @@ from helpers.jack_midi import RemoteSender  # the tests' sender, shared
 class Rig:
     """An engine with MIDI on its virtual port, a sender wired to it, and a passive client reading JACK's frame time."""
 
-    def __init__(self, model, state: ControlState, *, midi: bool = True, block: int = BLOCK) -> None:
-        self.engine = _engine(model, "cfunc", state, blocksize=block)
+    def __init__(self, model, state: ControlState, *, midi: bool = True, block: int = BLOCK, rate: int = FS) -> None:
+        self.engine = _engine(model, "cfunc", state, blocksize=block, rate=rate)
         box, clock = self.engine.box, self.engine.clock
         self.midi = (
             MidiInput(box, clock, MidiPort(None), midi_map=DEFAULT_MAP, stamp=self.engine.clock_stamp) if midi else None
@@ -220,28 +220,29 @@ def print_sweeps(result: dict[str, Any]) -> None:
     print_table(["configuration", *keys], rows)
 
 
-def clock_follow(model, bpm: int, seconds: float, block: int = BLOCK) -> dict[str, float]:
+def clock_follow(model, bpm: int, seconds: float, block: int = BLOCK, rate: int = FS) -> dict[str, float]:
     """A MIDI clock at ``bpm`` for ``seconds``: tempo after 2 beats, phase error at beat 2 and at the end.
 
-    ``block``: the engine's block, the JACK server's period (its port stamps pulses at period starts).
+    ``block``: the engine's block (the JACK server's period, or shorter: PortAudio then runs
+    several back to back); ``rate``: the server's sample rate.
     """
     start = ControlState(modulation=Modulation(mode="spiral", sync=True, rate_fast_hz=2.0, rate_slow_hz=8.0,
                                                tempo_bpm=100.0))  # fmt: skip
-    fpp = FS * 60 // (24 * bpm)
+    fpp = rate * 60 // (24 * bpm)
     beats = int(seconds * bpm / 60)
-    with Rig(model, start, block=block) as rig:
+    with Rig(model, start, block=block, rate=rate) as rig:
         box, counters = rig.engine.box, rig.midi.counters
         time.sleep(0.3)
         # A beat more than measured: a pulse JACK drops in an xrun is recovered by the one after it.
         first = rig.sender.clock(fpp, 24 * (beats + 1) + 1)
         midi = rig.midi
         # Waits on the beat count, and on JACK's frames (a pulse dropped at the very end never comes).
-        deadline = first + 48 * fpp + FS
+        deadline = first + 48 * fpp + rate
         while midi.beat_pulses < 49 and rig.frames.frame_time < deadline:
             time.sleep(0.001)
         early = box.state.modulation
         offsets = [rig.offset()]
-        deadline = first + 24 * beats * fpp + FS
+        deadline = first + 24 * beats * fpp + rate
         while midi.beat_pulses < 24 * beats + 1 and rig.frames.frame_time < deadline:
             time.sleep(0.01)
         late = box.state.modulation
@@ -249,14 +250,25 @@ def clock_follow(model, bpm: int, seconds: float, block: int = BLOCK) -> dict[st
         counted, recovered = midi.beat_pulses, counters["pulses_lost"]
 
     def phase_error_ms(mod: Modulation, beat: int, offset: int) -> float:
-        t = (first + 24 * beat * fpp - offset) / FS
+        t = (first + 24 * beat * fpp - offset) / rate
         err = (mod.phases_at(t)[0] - beat / 2.0 + 0.5) % 1.0 - 0.5
         return err * 2 * 60_000.0 / bpm
 
     e2, e_end = phase_error_ms(early, 2, offsets[0]), phase_error_ms(late, beats, offsets[1])
-    return {"bpm": bpm, "block": block, "seconds": seconds, "pulses_recovered": recovered,
-            "beat_count_short": max(0, 24 * beats - counted), "tempo_error_after_2_beats_bpm": early.tempo_bpm - bpm,
+    sent_bpm = rate * 60 / (24 * fpp)  # the sender's whole frames per pulse: 180 BPM is 180.18 at 48 kHz
+    return {"bpm": bpm, "bpm_sent": sent_bpm, "block": block, "rate": rate, "seconds": seconds,
+            "pulses_recovered": recovered, "beat_count_short": max(0, 24 * beats - counted),
+            "tempo_error_after_2_beats_bpm": early.tempo_bpm - sent_bpm,
             "phase_error_beat_2_ms": e2, "phase_error_end_ms": e_end, "drift_ms": e_end - e2}  # fmt: skip
+
+
+def _server_rate() -> int:
+    """The JACK server's sample rate (the clock runs at it: 44.1, 48 or 96 kHz)."""
+    probe = jack.Client("aether-bench-rate", no_start_server=True)
+    try:
+        return int(probe.samplerate)
+    finally:
+        probe.close()
 
 
 def main() -> None:
@@ -300,9 +312,10 @@ def main() -> None:
 
     if "clock" in parts:
         print(f"\n== MIDI clock, {args.clock_seconds:g} s per tempo, sync, fast pair at 2 beats per cycle, "
-              f"{args.clock_block}-frame blocks")  # fmt: skip
+              f"{args.clock_block}-frame blocks, at the JACK server's rate")  # fmt: skip
         tempos = [int(b) for b in args.tempos.split(",") if b]
-        out["clock"] = clocks = [clock_follow(model, bpm, args.clock_seconds, args.clock_block) for bpm in tempos]
+        rate = _server_rate()
+        out["clock"] = clocks = [clock_follow(model, bpm, args.clock_seconds, args.clock_block, rate) for bpm in tempos]
         ckeys = list(clocks[0])
         print_table(ckeys, [[c[k] for k in ckeys] for c in clocks])
     write_json(args.json, out)

@@ -416,8 +416,13 @@ def test_run_midi_learns_saves_and_reports_through_the_cli(jack_server: None, tm
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine_block", [1024, 64])
-def test_the_clock_follows_a_server_at_1024_frames(tmp_path: Path, engine_block: int) -> None:
+@pytest.mark.parametrize(
+    ("rate", "period", "engine_block"),
+    [(48_000, 1024, 1024), (48_000, 1024, 64), (96_000, 2048, 64), (44_100, 256, 64)],
+)
+def test_the_clock_follows_servers_at_long_periods_and_other_rates(
+    tmp_path: Path, rate: int, period: int, engine_block: int
+) -> None:
     """A server of its own at 1024 frames, whose MIDI port stamps pulses a period (21.3 ms)
     apart. At 115 BPM a pulse period is 1.9 % longer than that, the stamps step by one period
     and every 52nd by two, as a precise port's would at 117.2 BPM with pulses lost: read so,
@@ -425,17 +430,18 @@ def test_the_clock_follows_a_server_at_1024_frames(tmp_path: Path, engine_block:
     blocks (the default `--blocksize`) PortAudio runs 16 back to back at each period's start;
     when each stamped the clock, a pulse landed on whichever the MIDI thread saw last (3-9
     pulses taken for lost, the phase up to 190 ms off). The benchmark's clock run, on that
-    server: nothing taken for lost, the tempo and the beat on time."""
-    name = f"aether-1024-{os.getpid()}"
+    server: nothing taken for lost, the tempo and the beat on time. The same at 96 kHz and
+    2048 frames, and at 44.1 kHz and 256 frames, with 64-frame blocks."""
+    name = f"aether-{period}-{os.getpid()}"
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
     jackd = shutil.which("jackd")
     assert jackd is not None, "jackd (Debian: jackd2) is needed; .ci/run installs it"
-    server = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(FS), "-p", "1024", "-C", "2", "-P", "2"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    command = [jackd, "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period), "-C", "2", "-P", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         # Waited for from another process: libjack in this one holds the tests' own server.
         waited = subprocess.run(["jack_wait", "-s", name, "-w", "-t", "15"], capture_output=True, env=env, timeout=30)
-        assert waited.returncode == 0 and server.poll() is None, "the 1024-frame JACK server did not start"
+        assert waited.returncode == 0 and server.poll() is None, f"the {period}-frame JACK server did not start"
         out = tmp_path / "clock.json"
         bench = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_midi.py"
         done = subprocess.run(
@@ -447,9 +453,10 @@ def test_the_clock_follows_a_server_at_1024_frames(tmp_path: Path, engine_block:
         run = json.loads(out.read_text())["clock"][0]
         print(run)
         # (a pulse JACK dropped with a cycle it missed is rightly taken for lost: at most a couple)
-        assert run["block"] == engine_block and run["beat_count_short"] == 0 and run["pulses_recovered"] <= 2
+        assert run["block"] == engine_block and run["rate"] == rate
+        assert run["beat_count_short"] == 0 and run["pulses_recovered"] <= 2
         assert abs(run["tempo_error_after_2_beats_bpm"]) <= 1.0
-        # Within a quarter of the stamps' 21.3 ms step, at beat 2 and after 8 s.
+        # Within a quarter of the stamps' 21.3 ms step (at 256 frames the step is 5.8 ms), at beat 2 and after 8 s.
         assert abs(run["phase_error_beat_2_ms"]) < 5.0 and abs(run["phase_error_end_ms"]) < 5.0
     finally:
         server.terminate()
