@@ -208,13 +208,17 @@ def test_run_writes_its_figures(tmp_path: Path, jack_server: None) -> None:
     assert figures["callbacks"] > 2.5 * FS / 64 and figures["latency_s"]["output"] > 0
 
 
-def _signals_as_in_a_terminal(nohup: bool = False) -> None:
-    """In the child before exec: the signals' default actions, as a shell in a terminal leaves
-    them (a test run started in the background or under nohup would pass its ignored ones on)."""
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-    if nohup:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+def _as_in_a_terminal(command: list[str], nohup: bool = False) -> list[str]:
+    """``command`` started with the signals' default actions, as a shell in a terminal leaves
+    them (a test run started in the background or under nohup would pass its ignored ones
+    on); SIGHUP ignored with ``nohup``. A small launcher sets them and execs the command
+    (exec keeps them): a ``preexec_fn`` would fork this multithreaded process."""
+    hup = "SIG_IGN" if nohup else "SIG_DFL"
+    launcher = ("import os, signal, sys\n"
+                "for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_DFL)\n"
+                f"signal.signal(signal.SIGHUP, signal.{hup})\n"
+                "os.execv(sys.argv[1], sys.argv[1:])")  # fmt: skip
+    return [sys.executable, "-c", launcher, *command]
 
 
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP", "SIGHUP under nohup"])
@@ -227,12 +231,11 @@ def test_figures_on_request_and_ctrl_c_stops_within_a_second(tmp_path: Path, jac
     nohup = stop.endswith("nohup")
     proc = subprocess.Popen(
         # --no-osc: another program holding OSC's default port would put a warning line first.
-        [sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc", "--stats", str(stats),
-         "--record", str(takes)],
+        _as_in_a_terminal([sys.executable, "-m", "aether_rt", "run", "--input", "demo", "--loop", "--no-osc",
+                           "--stats", str(stats), "--record", str(takes)], nohup),
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "JACK_NO_START_SERVER": "1"},
-        preexec_fn=lambda: _signals_as_in_a_terminal(nohup),
     )  # fmt: skip
     try:
         assert "Ctrl-C stops" in proc.stderr.readline()
