@@ -303,18 +303,23 @@ class Engine:
         default action killed the process on the spot, losing a take's end and the figures.
         SIGUSR1 prints the figures now.
         """
-        report_now, stop_now = threading.Event(), threading.Event()
+        # Plain flags, set by the handlers: a threading.Event's set() takes a lock that the
+        # interrupted main thread may hold (inside its own wait), and would deadlock there.
+        asked = {"report": False, "stop": False}
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for name, action in (("SIGUSR1", report_now.set), ("SIGTERM", stop_now.set), ("SIGHUP", stop_now.set)):
+            for name, flag in (("SIGUSR1", "report"), ("SIGTERM", "stop"), ("SIGHUP", "stop")):
                 number = getattr(signal, name, None)
                 if number is not None and signal.getsignal(number) is not signal.SIG_IGN:  # nohup's stays ignored
-                    previous[number] = signal.signal(number, lambda *_, act=action: act())
+                    previous[number] = signal.signal(number, lambda *_, f=flag: asked.__setitem__(f, True))
         status = 0
         self.start()
         try:
             last_frames, last_change, source_done = -1, time.monotonic(), None
-            while not stop_now.wait(0.1):
+            while not asked["stop"]:
+                time.sleep(0.1)  # a signal's handler runs within it; the sleep then goes on (PEP 475)
+                if asked["stop"]:
+                    break
                 now = time.monotonic()
                 self.watchdog()
                 frames = int(self.bank.arena.words[ar.H_FRAMES])
@@ -325,8 +330,8 @@ class Engine:
                         "the audio device stopped delivering audio (it was disconnected, or the JACK server stopped)",
                         "check the device and run again; `aether-rt devices` lists what is there",
                     )
-                if report_now.is_set():
-                    report_now.clear()
+                if asked["report"]:
+                    asked["report"] = False
                     print(self.report(), file=sys.stderr, flush=True)
                 if duration_s is not None and now - self._started >= duration_s:
                     break
