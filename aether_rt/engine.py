@@ -316,7 +316,7 @@ class Engine:
         self.start()
         try:
             last_frames, last_change, source_done = -1, time.monotonic(), None
-            while not asked["stop"]:
+            while True:
                 time.sleep(0.1)  # a signal's handler runs within it; the sleep then goes on (PEP 475)
                 if asked["stop"]:
                     break

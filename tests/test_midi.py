@@ -664,17 +664,13 @@ def test_blocks_run_back_to_back_keep_their_periods_stamp() -> None:
     assert len({ns for ns, _ in seen}) == 3
 
 
-@pytest.mark.parametrize("engine_block", [1024, 256, 64])
-@pytest.mark.parametrize("every_block", [False, True], ids=["period-stamps", "block-stamps"])
-def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_block: int, every_block: bool) -> None:
-    """A JACK server at 1024 frames: the engine's blocks start with each period (or, at 64 or
-    256 frames, run back to back at its start), and so do the port's stamps; a precise port's
-    stamps fall anywhere. Only the first tells a step, and it is the server's period. The
-    engine stamps each period's first block (tested above): a port's stamp then lands on the
-    period's first frame, however many blocks the period holds. An audio clock that stamps
-    every block still tells the period (its blocks come back to back)."""
+def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period() -> None:
+    """A JACK server at 1024 frames: the engine stamps each period's start (its first block's,
+    however many it runs back to back: tested above), and so does the port; a precise port's
+    stamps fall anywhere. Only the first tells a step, and it is the server's period; and a
+    port's stamp lands on the period's first frame."""
     rng = np.random.default_rng(1)
-    server, period = 1024, 1024 / FS
+    period = 1024 / FS
     pulse = 60.0 / (24 * 115.0)
     for precise in (False, True):
         tm = mc.TimeMap()
@@ -682,8 +678,7 @@ def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_bl
         resolutions, landed = [], []
         for cycle in range(400):
             start = cycle * period + rng.uniform(0, 2e-4)  # the server wakes up a little late
-            for b in range(server // engine_block if every_block else 1):  # the blocks stamped in this period
-                tm.stamp(start + b * 3e-5, cycle * period + b * engine_block / FS)
+            tm.stamp(start, cycle * period)  # the period's first block
             while t < (cycle + 1) * period:  # pulses sent in this period
                 stamp = t + 5e-5 if precise else cycle * period  # the port's stamp for it
                 tm.observe(stamp, stamp + 1e-4)
@@ -696,7 +691,7 @@ def test_time_map_knows_a_port_that_stamps_at_the_start_of_each_period(engine_bl
             # known once the messages of a few periods have shown it, and from then on
             assert resolutions[-1] == pytest.approx(period, abs=3e-4)
             assert min(resolutions[mc.EDGE_MESSAGES + 4 :]) > 0.0
-        if not every_block:  # on the period's first frame (within the server's late wake-up), wherever it is
+            # on the period's first frame (within the server's late wake-up)
             assert np.max(np.abs(landed[50:])) < 3e-4
 
 

@@ -577,8 +577,8 @@ def locked(mod: Modulation, t_s: float, beats_now: float, anchor: tuple[float, f
 EDGE_S = 0.001
 #: Clock messages in a row that must all be at a period's start for the port to count as stepped.
 EDGE_MESSAGES = 12
-#: Block stamps looked at for the periods' starts.
-CYCLES_LOOKED_AT = 64
+#: Period stamps looked at for the period.
+PERIODS_LOOKED_AT = 64
 
 
 class TimeMap:
@@ -648,25 +648,20 @@ class TimeMap:
         wall, sample = stamps[0]
         return sample - (wall - t)
 
-    def _cycles(self) -> tuple[list[float], float]:
+    def _periods(self) -> tuple[list[float], float]:
         """The recent audio periods' start times (wall clock) and the period (0.0 with too few).
 
-        A stamp sooner after the one before than half the audio between them lasts is
-        that period's: an audio clock stamped at every block, whose blocks are shorter
-        than the server's period, runs several back to back (64-frame blocks in a
-        1024-frame period: 16 within about a millisecond). The engine stamps only each
-        period's first block (``aether_rt.dsp._kernels.stamp_clock``).
+        Each stamp is a period's start: the engine's callback keeps a period's first stamp
+        through the blocks it runs back to back after it (``aether_rt.dsp._kernels.stamp_clock``).
         """
-        stamps = list(islice(reversed(self._stamps), CYCLES_LOOKED_AT))[::-1]
-        starts = [wall for wall, _ in stamps[:1]]
-        starts += [b[0] for a, b in pairwise(stamps) if b[0] - a[0] >= 0.5 * (b[1] - a[1])]
+        starts = [wall for wall, _ in islice(reversed(self._stamps), PERIODS_LOOKED_AT)][::-1]
         if len(starts) < 3:
             return starts, 0.0
         return starts, median(b - a for a, b in pairwise(starts))
 
     def _edge_distance(self, wall_s: float) -> float:
         """How far ``wall_s`` is from the nearest audio period's start (inf when unknown)."""
-        starts, period = self._cycles()
+        starts, period = self._periods()
         if period <= 0.0:
             return float("inf")
         return min(abs(wall_s - start) for start in (*starts[-4:], starts[-1] + period))
@@ -679,4 +674,4 @@ class TimeMap:
         """
         if len(self._at_edge) < EDGE_MESSAGES or not all(self._at_edge):
             return 0.0
-        return self._cycles()[1]
+        return self._periods()[1]
